@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/cib-project/cib/internal/plan"
+	"github.com/cib-project/cib/internal/record"
+)
+
+// commitAt reads the commit a revision names in the repository at dir,
+// without network.
+func commitAt(dir, rev string) (hash, message string, err error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return "", "", fmt.Errorf("open the git repository at %s: %w", dir, err)
+	}
+	h, err := repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return "", "", fmt.Errorf("find revision %q in %s: %w", rev, dir, err)
+	}
+	c, err := repo.CommitObject(*h)
+	if err != nil {
+		return "", "", fmt.Errorf("read commit %s: %w (a shallow checkout may lack it: check out with fetch-depth: 2 or more)", h, err)
+	}
+	return c.Hash.String(), c.Message, nil
+}
+
+// planRecords adapts a record.Set to what the plan looks up.
+type planRecords struct{ set *record.Set }
+
+func toPlan(r record.Record, ok bool) (plan.Record, bool) {
+	if !ok {
+		return plan.Record{}, false
+	}
+	return plan.Record{Fingerprint: r.Fingerprint, Inputs: r.Inputs, Revision: r.Revision, Time: r.Time}, true
+}
+
+func (p planRecords) Disk(env, platform, key string) (plan.Record, bool) {
+	return toPlan(p.set.Disk(env, platform, key))
+}
+
+func (p planRecords) Machine(env, platform, key, group string) (plan.Record, bool) {
+	return toPlan(p.set.Machine(env, platform, key, group))
+}
+
+func (p planRecords) Pool(env, platform, pool string) (plan.Record, bool) {
+	return toPlan(p.set.Pool(env, platform, pool))
+}
+

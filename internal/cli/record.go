@@ -1,0 +1,3 @@
+package cli
+
+func runRecord(args []string, env Env) int { return ExitUsage }
