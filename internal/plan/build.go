@@ -289,7 +289,7 @@ func (b *builder) envJobs(env string) {
 		prep.Reason = r
 	} else {
 		prep.Needed = true
-		prep.Reason = fmt.Sprintf("prepare: make sure the %d resource groups of the selected targets exist and match the configuration", len(groups))
+		prep.Reason = fmt.Sprintf("prepare: make sure the build infrastructure of the selected targets exists and matches the configuration (%s)", plural(len(groups), "resource group"))
 	}
 	b.add(prep)
 
@@ -515,4 +515,11 @@ func since(rec Record) string {
 		return rev
 	}
 	return fmt.Sprintf("%s (built %s)", rev, rec.Time.UTC().Format("2006-01-02"))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
