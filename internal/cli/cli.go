@@ -129,6 +129,8 @@ func Main(args []string, env Env) int {
 
 // newFlags makes a flag set whose --help prints the command's description
 // and flags to stdout and whose errors go to stderr.
+type flagSet = flag.FlagSet
+
 func newFlags(env Env, name, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)

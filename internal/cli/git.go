@@ -49,4 +49,3 @@ func (p planRecords) Machine(env, platform, key, group string) (plan.Record, boo
 func (p planRecords) Pool(env, platform, pool string) (plan.Record, bool) {
 	return toPlan(p.set.Pool(env, platform, pool))
 }
-

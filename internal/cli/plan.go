@@ -90,10 +90,7 @@ func runPlan(args []string, env Env) int {
 	if !f.noRecords {
 		branch := f.branch
 		if branch == "" {
-			branch = cfg.Settings.Records.Branch
-		}
-		if branch == "" {
-			branch = "cib-records"
+			branch = cfg.Settings.RecordsBranch()
 		}
 		set, source, err := record.Read(env.path(f.repo), "origin", branch)
 		if err != nil {

@@ -15,12 +15,17 @@ repository settings. Every problem is listed with file:line:column and what
 to do; in GitHub Actions each is also an annotation on that line.
 Exits 0 when the configuration is valid, 1 otherwise.`)
 	dir := fs.String("config", "config", "the configuration `folder`")
+	printBranch := fs.Bool("print-records-branch", false, "print only the records branch's name (for scripts that fetch it)")
 	if code, ok := parse(fs, args, env); !ok {
 		return code
 	}
 	cfg, code := loadConfig(env, "validate", *dir)
 	if cfg == nil {
 		return code
+	}
+	if *printBranch {
+		fmt.Fprintln(env.Stdout, cfg.Settings.RecordsBranch())
+		return ExitOK
 	}
 	iso, market := 0, 0
 	for _, k := range cfg.Keys {

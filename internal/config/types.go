@@ -458,3 +458,15 @@ type DisabledService struct {
 	Name   string     `yaml:"name"`
 	Target TargetRule `yaml:"target"`
 }
+
+// DefaultRecordsBranch is where build records live unless settings.yaml
+// says otherwise.
+const DefaultRecordsBranch = "cib-records"
+
+// RecordsBranch is the records branch's name.
+func (s Settings) RecordsBranch() string {
+	if s.Records.Branch != "" {
+		return s.Records.Branch
+	}
+	return DefaultRecordsBranch
+}

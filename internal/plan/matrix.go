@@ -22,7 +22,7 @@ func (p *Plan) Matrix(s Stage) (map[string]any, error) {
 		include = append(include, entry(j, p.DryRun))
 	}
 	if len(include) > MaxMatrix {
-		return nil, fmt.Errorf("the %s stage has %d jobs, over GitHub Actions' limit of %d per matrix; narrow the plan with include keys:, include pools: or include environments:", s, len(include), MaxMatrix)
+		return nil, fmt.Errorf("the %s stage has %d jobs, over GitHub Actions' limit of %d per matrix; narrow the plan with an include keys, include pools or include environments line", s, len(include), MaxMatrix)
 	}
 	return map[string]any{"include": include}, nil
 }
