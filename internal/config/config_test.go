@@ -69,6 +69,8 @@ func TestPortedConfigLoads(t *testing.T) {
 	require.Len(t, cfg.Settings.Environments, 2)
 	assert.Equal(t, "production", cfg.Settings.Environments[0].Name)
 	assert.Contains(t, cfg.Settings.Environments[1].Purge.Groups, "rg-taskcluster-worker-manager-staging")
+	assert.Equal(t, config.PurgeSettings{MinimumAge: "1h", Retention: 2}, cfg.Settings.Purge)
+	assert.Equal(t, "2h", cfg.Settings.Timeouts.Bootstrap)
 
 	w10 := cfg.Key("win10-64")
 	require.NotNil(t, w10)
@@ -172,6 +174,7 @@ func TestBadConfigurationsNameFileLineAndFix(t *testing.T) {
 		{"command pass without a place", "unattend-commands.yaml", "  pass: auditUser\n  synchronicity: asynchronous\n", "  pass: specialize\n  synchronicity: asynchronous\n", "unattend-commands.yaml:", "no place for asynchronous commands in the specialize pass"},
 		{"unknown settings field", "settings.yaml", "    branch: cib-records\n", "    branch: cib-records\n    remote: origin\n", "settings.yaml:", `unknown field "remote"`},
 		{"unsupported platform", "settings.yaml", "    - azure\n", "    - amazon\n", "settings.yaml:", `"amazon" is not allowed`},
+		{"bad duration", "settings.yaml", "    bootstrap: 2h\n", "    bootstrap: two hours\n", "settings.yaml:", `"two hours" is not a duration`},
 		{"duplicate environment", "settings.yaml", "    - name: staging\n", "    - name: production\n", "settings.yaml:", `environment "production" is listed twice`},
 		{"both iso and marketplace", "win7-32.yaml", "iso:\n", "source:\n    publisher: a\n    offer: b\n    sku: c\niso:\n", "win7-32.yaml:", "not both"},
 		{"bootstrap action", "win11-64-2009.yaml", "          executions: []\n", "          executions:\n              - name: x\n                on:\n                    failure: explode\n", "win11-64-2009.yaml:", `"explode": use reboot, retry`},

@@ -28,6 +28,28 @@ type Settings struct {
 	Platforms    []string       `yaml:"platforms"`
 	Records      RecordSettings `yaml:"records"`
 	Environments []Environment  `yaml:"environments"`
+	Purge        PurgeSettings  `yaml:"purge"`
+	Timeouts     Timeouts       `yaml:"timeouts"`
+}
+
+// PurgeSettings bound what purge may delete.
+type PurgeSettings struct {
+	// MinimumAge protects resources younger than this (a Go duration such
+	// as 1h) from the seed's orphan rules, so that a worker manager's
+	// half-provisioned worker is not deleted under it.
+	MinimumAge string `yaml:"minimumAge"`
+	// Retention is how many images per key purge keeps.
+	Retention int `yaml:"retention"`
+}
+
+// Timeouts bound every wait of a machine-image build (Go durations).
+type Timeouts struct {
+	// Reseal is the wait for the first boot to reseal and stop the VM.
+	Reseal string `yaml:"reseal"`
+	// Bootstrap is the wait for each bootstrap execution's test to pass.
+	Bootstrap string `yaml:"bootstrap"`
+	// Generalize is the wait for sysprep to generalize and stop the VM.
+	Generalize string `yaml:"generalize"`
 }
 
 // RecordSettings say where build records live.

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Enumerations the configuration is checked against.
@@ -94,6 +95,20 @@ func (l *loader) validateSettings(cfg *Config) {
 	}
 	if s.Records.Branch != "" && (!branchRe.MatchString(s.Records.Branch) || strings.Contains(s.Records.Branch, "..")) {
 		l.errorf(f, "records.branch", "%q is not a valid branch name", s.Records.Branch)
+	}
+	for _, d := range []struct{ at, v string }{
+		{"purge.minimumAge", s.Purge.MinimumAge}, {"timeouts.reseal", s.Timeouts.Reseal},
+		{"timeouts.bootstrap", s.Timeouts.Bootstrap}, {"timeouts.generalize", s.Timeouts.Generalize},
+	} {
+		if d.v == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
+			l.errorf(f, d.at, "%q is not a duration; write it like 90m or 2h", d.v)
+		}
+	}
+	if s.Purge.Retention < 0 {
+		l.errorf(f, "purge.retention", "retention is how many images per key to keep; it cannot be negative")
 	}
 	if len(s.Environments) == 0 {
 		l.errorf(f, "environments", "list at least one environment, e.g. - name: production")
