@@ -2,8 +2,6 @@ package config_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -12,34 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/config/configtest"
 )
 
 const configDir = "../../config"
 
-// portedFS is the repository's own configuration as an in-memory tree that
-// tests can change one line of.
-func portedFS(t testing.TB) fstest.MapFS {
-	t.Helper()
-	entries, err := os.ReadDir(configDir)
-	require.NoError(t, err)
-	fsys := fstest.MapFS{}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(configDir, e.Name()))
-		require.NoError(t, err)
-		fsys[e.Name()] = &fstest.MapFile{Data: data}
-	}
-	return fsys
-}
+func portedFS(t testing.TB) fstest.MapFS { return configtest.PortedFS(t, configDir) }
 
-// edit replaces the first occurrence of old in file, failing if absent so
-// that a test never silently checks an unchanged configuration.
 func edit(t testing.TB, fsys fstest.MapFS, file, old, new string) {
 	t.Helper()
-	f, ok := fsys[file]
-	require.True(t, ok, "no file %s", file)
-	s := string(f.Data)
-	require.Contains(t, s, old, "%s does not contain %q", file, old)
-	fsys[file] = &fstest.MapFile{Data: []byte(strings.Replace(s, old, new, 1))}
+	configtest.Edit(t, fsys, file, old, new)
 }
 
 func loadPorted(t testing.TB) *config.Config {

@@ -3,11 +3,12 @@ package config
 import (
 	"fmt"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cib-project/cib/internal/editdistance"
 )
 
 // Pos is a line and column in a YAML file, both 1-based.
@@ -245,14 +246,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	walk(n)
 }
 
-func keysOf(m map[string][]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func keysOf(m map[string][]int) []string { return sortedKeys(m) }
 
 func describe(n *yaml.Node) string {
 	switch n.Kind {
@@ -273,7 +267,7 @@ func describe(n *yaml.Node) string {
 func suggest(got string, known []string) string {
 	best, bestD := "", 3
 	for _, k := range known {
-		if dist := levenshtein(strings.ToLower(got), strings.ToLower(k)); dist < bestD {
+		if dist := editdistance.Levenshtein(strings.ToLower(got), strings.ToLower(k)); dist < bestD {
 			best, bestD = k, dist
 		}
 	}
@@ -281,26 +275,6 @@ func suggest(got string, known []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // StringList is a list that the YAML may also write as one scalar

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"strings"
 )
 
 // DiskBuilderFormat is the version of what the disk-image builder does
@@ -199,19 +198,8 @@ func nilIfEmpty(s string) any {
 }
 
 func addFields(v reflect.Value, m map[string]any) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if opts == "inline" {
-			addFields(v.Field(i), m)
-			continue
-		}
-		fv := v.Field(i)
+	for name, idx := range fieldsOf(v.Type()) {
+		fv := v.FieldByIndex(idx)
 		// A set pointer to false or zero is kept: it is "set", unlike nil.
 		if fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Kind() != reflect.Struct {
 			switch e := fv.Elem(); e.Kind() {
@@ -233,7 +221,7 @@ func addFields(v reflect.Value, m map[string]any) {
 }
 
 // sortedKeys returns a map's keys in order.
-func sortedKeys(m map[string]any) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

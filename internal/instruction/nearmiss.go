@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cib-project/cib/internal/editdistance"
 )
 
 // Near misses are lines that were meant as instructions but are not one. They
@@ -228,7 +230,7 @@ func suggest(value string, known []string) string {
 		if l < 3 || 2*l < len(value) {
 			continue
 		}
-		d := levenshtein(value, k)
+		d := editdistance.Levenshtein(value, k)
 		if l > bestP || (l == bestP && d < bestD) {
 			best, bestP, bestD = k, l, d
 		}
@@ -246,36 +248,6 @@ func commonPrefix(a, b string) int {
 	return n
 }
 
-// levenshtein is the edit distance between two strings, counted in runes.
-// Inputs are short (a line of a commit message against a name), so the
-// quadratic algorithm is fine; callers skip hopeless pairs with within2.
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra) < len(rb) {
-		ra, rb = rb, ra
-	}
-	if len(rb) == 0 {
-		return len(ra)
-	}
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
 // within2 reports the edit distance of a and b when it is at most 2, the
 // largest distance any rule accepts, and skips the work when the lengths
 // alone rule that out.
@@ -286,6 +258,6 @@ func within2(a, b string) (int, bool) {
 	if d := utf8.RuneCountInString(a) - utf8.RuneCountInString(b); d > 2 || d < -2 {
 		return 0, false
 	}
-	d := levenshtein(a, b)
+	d := editdistance.Levenshtein(a, b)
 	return d, d <= 2
 }

@@ -441,20 +441,6 @@ func TestSuggest(t *testing.T) {
 	assert.Empty(t, suggest("win7-32", nil))
 }
 
-func TestLevenshtein(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		d    int
-	}{
-		{"", "", 0}, {"", "abc", 3}, {"abc", "", 3}, {"kitten", "sitting", 3},
-		{"pool-deplyo", "pool-deploy", 2}, {"no-verfy", "no-verify", 1}, {"äb", "ab", 1},
-		{"abcdefgh", "ab", 6},
-	} {
-		assert.Equal(t, c.d, levenshtein(c.a, c.b), "%q %q", c.a, c.b)
-		assert.Equal(t, c.d, levenshtein(c.b, c.a), "%q %q", c.b, c.a)
-	}
-}
-
 func TestAllFlagsIsACopy(t *testing.T) {
 	// The exported lists are for callers; mutating them must not change parsing.
 	saved := AllFlags[0]

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/config/configtest"
 	"github.com/cib-project/cib/internal/instruction"
 	"github.com/cib-project/cib/internal/plan"
 )
@@ -29,24 +30,11 @@ const (
 
 var builtAt = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-func portedFS(t testing.TB) fstest.MapFS {
-	t.Helper()
-	entries, err := os.ReadDir(configDir)
-	require.NoError(t, err)
-	fsys := fstest.MapFS{}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(configDir, e.Name()))
-		require.NoError(t, err)
-		fsys[e.Name()] = &fstest.MapFile{Data: data}
-	}
-	return fsys
-}
+func portedFS(t testing.TB) fstest.MapFS { return configtest.PortedFS(t, configDir) }
 
 func edit(t testing.TB, fsys fstest.MapFS, file, old, new string) {
 	t.Helper()
-	s := string(fsys[file].Data)
-	require.Contains(t, s, old, "%s does not contain %q", file, old)
-	fsys[file] = &fstest.MapFile{Data: []byte(strings.Replace(s, old, new, 1))}
+	configtest.Edit(t, fsys, file, old, new)
 }
 
 func load(t testing.TB, fsys fstest.MapFS) *config.Config {
