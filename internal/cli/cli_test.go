@@ -177,9 +177,13 @@ func TestPlanInstructionErrorsExitTwo(t *testing.T) {
 	rp := newRepo(t, "oops\n\ninclude keys: win10-64 win7-32\n")
 	r := run(t, rp.dir, nil, "plan", "--format", "markdown")
 	assert.Equal(t, cli.ExitInstructions, r.code)
-	assert.Contains(t, r.stderr, "line 3: error:")
-	assert.Contains(t, r.stderr, "separate")
+	assert.Contains(t, r.stdout, "| 3 | ❌ error |")
+	assert.Contains(t, r.stdout, "separate")
 	assert.Contains(t, r.stdout, "nothing runs")
+	assert.Contains(t, r.stderr, "the commit instructions have errors: nothing runs (exit code 2)")
+	r = run(t, rp.dir, nil, "plan", "--format", "json")
+	assert.Equal(t, cli.ExitInstructions, r.code)
+	assert.Contains(t, r.stderr, "line 3: error:")
 
 	// no-ci: errors are still reported, but nothing was going to run
 	rp = newRepo(t, "oops\n\nno-ci\ninclude keys: win10-64 win7-32\n")

@@ -120,17 +120,15 @@ func runPlan(args []string, env Env) int {
 			return fail(env, "plan", err)
 		}
 	}
-	if !p.Instructions.HasErrors() || p.Instructions.Skip != "" {
-		for _, d := range p.Instructions.Diagnostics {
-			if f.format == "json" {
-				fmt.Fprintln(env.Stderr, d.String())
-			}
-		}
-	} else {
+	// The table and Markdown show the diagnostics first; JSON is for
+	// programs, so a person reading the terminal gets them on stderr.
+	if f.format == "json" {
 		for _, d := range p.Instructions.Diagnostics {
 			fmt.Fprintln(env.Stderr, d.String())
 		}
-		fmt.Fprintln(env.Stderr, "cib plan: the commit instructions have errors: nothing runs")
+	}
+	if p.Exit() == plan.ExitInstructions {
+		fmt.Fprintln(env.Stderr, "cib plan: the commit instructions have errors: nothing runs (exit code 2)")
 	}
 	if r.InActions() {
 		if err := writeActionsOutputs(r, p, src.where); err != nil {

@@ -71,7 +71,10 @@ func (c *Config) DiskInputs(k *Key, platform string) Inputs {
 	put("unattend-commands", s.UnattendCommands)
 	put("disable-windows-service", s.DisabledServices)
 	if s.ProductKey != "" {
-		in["product-key"] = s.ProductKey
+		// Only a digest: inputs are stored on the records branch, and a
+		// product key other than a public KMS client key is a secret.
+		sum := sha256.Sum256([]byte(s.ProductKey))
+		in["product-key"] = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	return in
 }

@@ -36,6 +36,8 @@ func TestDiskFingerprintIsStableAndCanonical(t *testing.T) {
 	assert.True(t, strings.HasPrefix(string(canon), `{"disable-windows-service":[`), "keys sorted: %s", canon[:60])
 	assert.NotContains(t, string(canon), `\u003e`, "no HTML escaping")
 	assert.Contains(t, string(canon), `"size":64`)
+	assert.NotContains(t, string(canon), "W269N-WFGWX-YVC9B-4J6C9-T83GX", "a product key is stored only as a digest")
+	assert.Regexp(t, `"product-key":"sha256:[0-9a-f]{64}"`, string(canon))
 	back, err := config.ParseInputs(canon)
 	require.NoError(t, err)
 	assert.Equal(t, in.Fingerprint(), back.Fingerprint(), "a record's stored inputs fingerprint the same")

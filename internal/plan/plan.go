@@ -122,11 +122,15 @@ func (p *Plan) Count(s Stage) int {
 	return n
 }
 
-// Exit is the exit code the plan asks for: 2 when the instructions have
-// errors and were going to run something, else 0.
+// ExitInstructions is the exit code of a plan whose instructions have
+// errors: nothing runs.
+const ExitInstructions = 2
+
+// Exit is the exit code the plan asks for: ExitInstructions when the
+// instructions have errors and were going to run something, else 0.
 func (p *Plan) Exit() int {
 	if p.Instructions.HasErrors() && p.Instructions.Skip == "" {
-		return 2
+		return ExitInstructions
 	}
 	return 0
 }
