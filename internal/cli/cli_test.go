@@ -344,3 +344,58 @@ func TestRecordRefusesAStaleFingerprintAndUnknownTargets(t *testing.T) {
 	// nothing was pushed by any of these
 	assert.Empty(t, git(t, rp.origin, "for-each-ref"))
 }
+
+func diskFingerprint(t *testing.T, planJSON string) string {
+	t.Helper()
+	var p struct {
+		Jobs []struct{ Stage, Fingerprint string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(planJSON), &p))
+	for _, j := range p.Jobs {
+		if j.Stage == "disk-image" {
+			return j.Fingerprint
+		}
+	}
+	t.Fatal("no disk-image job in the plan")
+	return ""
+}
+
+func TestPlanAtARevisionUsesThatRevisionsConfiguration(t *testing.T) {
+	rp := newRepo(t, "first\n\ninclude keys: win7-32\ninclude environments: staging")
+	first := rp.head(t)
+	path := filepath.Join(rp.dir, "config", "win7-32.yaml")
+	setSize := func(from, to string) {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Contains(t, string(data), "    size: "+from+"\n")
+		require.NoError(t, os.WriteFile(path, bytes.Replace(data, []byte("    size: "+from+"\n"), []byte("    size: "+to+"\n"), 1), 0o600))
+	}
+	setSize("64", "128")
+	git(t, rp.dir, "commit", "-q", "-am", "bigger\n\ninclude keys: win7-32\ninclude environments: staging")
+	setSize("128", "256") // uncommitted
+
+	out := filepath.Join(t.TempDir(), "plan.json")
+	atFirst := run(t, rp.dir, nil, "plan", "--rev", first, "--format", "json", "--output", out)
+	require.Equal(t, 0, atFirst.code, atFirst.stderr)
+	written, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.JSONEq(t, atFirst.stdout, string(written), "--output writes the same plan")
+	atHead := run(t, rp.dir, nil, "plan", "--rev", "HEAD", "--format", "json")
+	require.Equal(t, 0, atHead.code, atHead.stderr)
+	workTree := run(t, rp.dir, nil, "plan", "--format", "json")
+	require.Equal(t, 0, workTree.code, workTree.stderr)
+
+	f1, f2, f3 := diskFingerprint(t, atFirst.stdout), diskFingerprint(t, atHead.stdout), diskFingerprint(t, workTree.stdout)
+	assert.NotEqual(t, f1, f2, "HEAD~1 and HEAD differ in image.size")
+	assert.NotEqual(t, f2, f3, "without --rev the uncommitted change counts")
+
+	// a revision whose configuration is broken plans nothing
+	setSize("256", "big")
+	git(t, rp.dir, "commit", "-q", "-am", "broken")
+	r := run(t, rp.dir, nil, "plan", "--rev", "HEAD", "--format", "json")
+	assert.Equal(t, cli.ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "config/win7-32.yaml:15:11: image.size: expected a whole number")
+	r = run(t, rp.dir, nil, "plan", "--rev", "no-such-branch")
+	assert.Equal(t, cli.ExitFailure, r.code)
+	assert.Contains(t, r.stderr, `find revision "no-such-branch"`)
+}

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"path"
+	"testing/fstest"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -48,4 +50,41 @@ func (p planRecords) Machine(env, platform, key, group string) (plan.Record, boo
 
 func (p planRecords) Pool(env, platform, pool string) (plan.Record, bool) {
 	return toPlan(p.set.Pool(env, platform, pool))
+}
+
+// configAt reads the configuration folder dir as it is in commit hash, so
+// that planning an older revision uses that revision's configuration.
+func configAt(repoDir, hash, dir string) (fstest.MapFS, error) {
+	repo, err := git.PlainOpenWithOptions(repoDir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("open the git repository at %s: %w", repoDir, err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(hash))
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", hash, err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("read the tree of %s: %w", hash, err)
+	}
+	sub, err := tree.Tree(path.Clean(dir))
+	if err != nil {
+		return nil, fmt.Errorf("commit %s has no %s folder: %w", hash[:7], dir, err)
+	}
+	fsys := fstest.MapFS{}
+	for _, e := range sub.Entries {
+		if !e.Mode.IsFile() {
+			continue
+		}
+		f, err := sub.TreeEntryFile(&e)
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s at %s: %w", dir, e.Name, hash[:7], err)
+		}
+		text, err := f.Contents()
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s at %s: %w", dir, e.Name, hash[:7], err)
+		}
+		fsys[e.Name] = &fstest.MapFile{Data: []byte(text)}
+	}
+	return fsys, nil
 }

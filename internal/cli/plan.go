@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cib-project/cib/internal/actionsio"
+	"github.com/cib-project/cib/internal/config"
 	"github.com/cib-project/cib/internal/instruction"
 	"github.com/cib-project/cib/internal/plan"
 	"github.com/cib-project/cib/internal/record"
@@ -75,7 +76,24 @@ func runPlan(args []string, env Env) int {
 		return ExitUsage
 	}
 
-	cfg, code := loadConfig(env, "plan", f.config)
+	// With --rev the plan is for that commit, so its configuration comes
+	// from that commit too; otherwise from the work tree, uncommitted
+	// changes included, which is what a person trying a change wants.
+	var cfg *config.Config
+	var code int
+	if f.rev != "" {
+		hash, _, err := commitAt(env.path(f.repo), f.rev)
+		if err != nil {
+			return fail(env, "plan", err)
+		}
+		fsys, err := configAt(env.path(f.repo), hash, f.config)
+		if err != nil {
+			return fail(env, "plan", err)
+		}
+		cfg, code = loadConfigFS(env, "plan", fsys, f.config)
+	} else {
+		cfg, code = loadConfig(env, "plan", f.config)
+	}
 	if cfg == nil {
 		return code
 	}

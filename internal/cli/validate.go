@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/cib-project/cib/internal/actionsio"
 	"github.com/cib-project/cib/internal/config"
@@ -44,6 +45,19 @@ Exits 0 when the configuration is valid, 1 otherwise.`)
 // annotating it in Actions); it returns nil and an exit code on failure.
 func loadConfig(env Env, cmd, dir string) (*config.Config, int) {
 	cfg, err := config.Load(env.path(dir))
+	return report(env, cmd, dir, cfg, err)
+}
+
+// loadConfigFS loads a configuration read from elsewhere than the work
+// tree (a commit); name says where in messages.
+func loadConfigFS(env Env, cmd string, fsys fs.FS, name string) (*config.Config, int) {
+	cfg, err := config.LoadFS(fsys, name)
+	return report(env, cmd, name, cfg, err)
+}
+
+// report lists a loaded configuration's problems, annotating each in
+// Actions; it returns nil and an exit code when there are any.
+func report(env Env, cmd, dir string, cfg *config.Config, err error) (*config.Config, int) {
 	if err == nil {
 		return cfg, ExitOK
 	}
