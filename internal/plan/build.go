@@ -344,9 +344,7 @@ func (b *builder) envJobs(env string) {
 			fp := b.diskFingerprint(k, platform)
 			j := Job{ID: fmt.Sprintf("disk-image/%s/%s/%s", env, platform, k.Name), Stage: DiskImage,
 				Environment: env, Platform: platform, Key: k.Name, Fingerprint: fp}
-			if len(b.pathNeeds(env)) > 0 {
-				j.Needs = b.pathNeeds(env)
-			}
+			j.Needs = b.pathNeeds(env)
 			if r := b.stopper(DiskImage); r != "" {
 				j.Reason = r
 			} else {
