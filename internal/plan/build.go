@@ -108,19 +108,15 @@ func Build(o Options) *Plan {
 	return b.plan
 }
 
-func (b *builder) filter(t instruction.FilterType) (instruction.Filter, bool) {
-	return b.in.Filter(t)
-}
-
 func (b *builder) platformPlanned(p string) bool {
 	return slices.Contains(b.cfg.Settings.Platforms, p)
 }
 
 func (b *builder) selectAll() {
-	keyF, hasKeyF := b.filter(instruction.Keys)
-	poolF, hasPoolF := b.filter(instruction.Pools)
-	regionF, hasRegionF := b.filter(instruction.Regions)
-	envF, hasEnvF := b.filter(instruction.Environments)
+	keyF, hasKeyF := b.in.Filter(instruction.Keys)
+	poolF, hasPoolF := b.in.Filter(instruction.Pools)
+	regionF, hasRegionF := b.in.Filter(instruction.Regions)
+	envF, hasEnvF := b.in.Filter(instruction.Environments)
 
 	for _, e := range b.cfg.Settings.Environments {
 		if !hasEnvF || envF.Matches(e.Name) {
