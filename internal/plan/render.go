@@ -21,6 +21,19 @@ func (p *Plan) JSON() ([]byte, error) {
 // one line per job.
 func (p *Plan) WriteTable(w io.Writer) error {
 	var b strings.Builder
+	title := "cib plan"
+	if p.Revision != "" {
+		title += " for " + short(p.Revision)
+	}
+	if p.DryRun {
+		title += " (dry run)"
+	}
+	fmt.Fprintln(&b, title)
+	if p.Records.Commit != "" {
+		fmt.Fprintf(&b, "compared with the build records on %s at %s\n", p.Records.Ref, short(p.Records.Commit))
+	} else {
+		fmt.Fprintln(&b, "no build records found: every needed build is a first build")
+	}
 	for _, d := range p.Instructions.Diagnostics {
 		fmt.Fprintln(&b, d.String())
 	}
@@ -53,6 +66,13 @@ func (p *Plan) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Stage, j.Environment, dash(what), dash(j.Group), run, j.Reason)
 	}
 	return tw.Flush()
+}
+
+func short(rev string) string {
+	if len(rev) > 7 {
+		return rev[:7]
+	}
+	return rev
 }
 
 func (p *Plan) total(s Stage) int {
@@ -122,13 +142,9 @@ func (p *Plan) Markdown(limit int) string {
 func (p *Plan) markdown(level, rows int) string {
 	var b strings.Builder
 	b.WriteString(CommentMarker + "\n")
-	rev := p.Revision
-	if len(rev) > 7 {
-		rev = rev[:7]
-	}
 	title := "cib plan"
-	if rev != "" {
-		title += " for " + rev
+	if p.Revision != "" {
+		title += " for " + short(p.Revision)
 	}
 	if p.DryRun {
 		title += " (dry run)"
@@ -178,11 +194,7 @@ func (p *Plan) markdown(level, rows int) string {
 	fmt.Fprintf(&b, "| keys (%d) | %s |\n| pools (%d) | %s |\n| regions (%d) | %s |\n| environments | %s |\n\n",
 		len(s.Keys), listOrNone(s.Keys), len(s.Pools), listOrNone(s.Pools), len(s.Regions), listOrNone(s.Regions), listOrNone(s.Environments))
 	if p.Records.Commit != "" {
-		c := p.Records.Commit
-		if len(c) > 7 {
-			c = c[:7]
-		}
-		fmt.Fprintf(&b, "Compared with the build records on `%s` at `%s`.\n\n", p.Records.Ref, c)
+		fmt.Fprintf(&b, "Compared with the build records on `%s` at `%s`.\n\n", p.Records.Ref, short(p.Records.Commit))
 	} else {
 		b.WriteString("No build records found: every needed build is a first build.\n\n")
 	}
