@@ -399,3 +399,28 @@ func TestPlanAtARevisionUsesThatRevisionsConfiguration(t *testing.T) {
 	assert.Equal(t, cli.ExitFailure, r.code)
 	assert.Contains(t, r.stderr, `find revision "no-such-branch"`)
 }
+
+func TestUnattendPrintsTheRedactedAnswerFile(t *testing.T) {
+	rp := newRepo(t, "x")
+	r := run(t, rp.dir, nil, "unattend", "win10-64")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.True(t, strings.HasPrefix(r.stdout, "<?xml"))
+	assert.Contains(t, r.stdout, "<ComputerName>cib-"+rp.head(t)[:7]+"</ComputerName>")
+	assert.Contains(t, r.stdout, "<Value>REDACTED</Value>")
+
+	env := map[string]string{"GITHUB_ACTIONS": "true"}
+	r = run(t, rp.dir, env, "unattend", "win10-64", "--with-password")
+	require.Equal(t, 0, r.code, r.stderr)
+	mask, _, ok := strings.Cut(r.stdout, "\n")
+	require.True(t, ok)
+	require.True(t, strings.HasPrefix(mask, "::add-mask::"), "the password is masked before the document is printed")
+	assert.NotContains(t, r.stdout, "REDACTED")
+
+	r = run(t, rp.dir, nil, "unattend", "win11-64-2009")
+	assert.Equal(t, cli.ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "marketplace")
+	r = run(t, rp.dir, nil, "unattend", "nope")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	r = run(t, rp.dir, nil, "unattend")
+	assert.Equal(t, cli.ExitUsage, r.code)
+}
