@@ -117,8 +117,8 @@ const cleanupTimeout = 2 * time.Minute
 // ctx, the temporary blob is deleted and nothing is left under the final
 // name, so a re-run never mistakes a partial upload for a finished one.
 //
-// The copy overwrites a blob already under u.Name: whether to overwrite is
-// the caller's decision (see Exists).
+// Run never replaces a blob already under u.Name (a failed copy would lose
+// it): to replace an image, the caller deletes it first (see Exists).
 func (u *Upload) Run(ctx context.Context, path string) (res Result, err error) {
 	start := time.Now()
 	if u.Container == nil || u.Name == "" {
