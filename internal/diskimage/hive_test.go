@@ -1,0 +1,213 @@
+package diskimage
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cib-project/cib/internal/config"
+)
+
+func TestEditsFor(t *testing.T) {
+	sel := config.Selected{DisabledServices: []config.DisabledService{
+		{Name: "WinDefend"}, {Name: "Sense"}, {Name: "windefend"},
+	}}
+	w10 := &config.Key{Image: &config.Image{OS: "Windows 10", RDP: true}}
+	assert.Equal(t, RegistryEdits{
+		EnableRDP:                 true,
+		DisabledServices:          []string{"WinDefend", "Sense"},
+		DisableNotificationCenter: true,
+	}, EditsFor(w10, sel))
+
+	srv := &config.Key{Image: &config.Image{OS: "Windows Server 2019"}}
+	assert.Equal(t, RegistryEdits{}, EditsFor(srv, config.Selected{}))
+	assert.Equal(t, RegistryEdits{}, EditsFor(&config.Key{}, sel), "a marketplace key has no image to edit")
+}
+
+func TestRegFileContent(t *testing.T) {
+	got := string(regFileContent(`HKEY_LOCAL_MACHINE\SYSTEM`, []regSection{
+		{key: `ControlSet002\Control\Terminal Server`, dwords: []regValue{{"fDenyTSConnections", 0}}},
+		{key: `ControlSet002\Services\Sense`, dwords: []regValue{{"Start", 4}}},
+	}))
+	want := `Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Control]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Control\Terminal Server]
+"fDenyTSConnections"=dword:00000000
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Services]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Services\Sense]
+"Start"=dword:00000004
+
+`
+	assert.Equal(t, want, got)
+}
+
+func TestApplyRegistryEditsRejectsBadName(t *testing.T) {
+	_, err := ApplyRegistryEdits(context.Background(), "/nonexistent", RegistryEdits{DisabledServices: []string{`a]b`}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `service name "a]b"`)
+}
+
+func TestApplyRegistryEditsNothingToDo(t *testing.T) {
+	// No edits: the volume is not even opened.
+	skipped, err := ApplyRegistryEdits(context.Background(), "/nonexistent", RegistryEdits{})
+	require.NoError(t, err)
+	assert.Empty(t, skipped)
+}
+
+// requireHiveTools skips (or, in CI, fails) when hivex's programs are
+// missing.
+func requireHiveTools(t *testing.T) {
+	t.Helper()
+	requireTool(t, "libhivex-bin", "hivexget")
+	requireTool(t, "libhivex-bin", "hivexsh")
+	requireTool(t, "libwin-hivex-perl", "hivexregedit")
+}
+
+// hiveVolume applies a WIM carrying the given SYSTEM hive and an empty
+// default-user hive to a fresh NTFS volume and returns the volume's path.
+func hiveVolume(t *testing.T, system *regKey) string {
+	t.Helper()
+	requireNTFSTools(t)
+	requireHiveTools(t)
+	tools := testTools(t)
+	dir := t.TempDir()
+	sys, user := filepath.Join(dir, "SYSTEM"), filepath.Join(dir, "NTUSER.DAT")
+	writeHive(t, sys, system)
+	writeHive(t, user, &regKey{name: "ROOT"})
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		return b
+	}
+	wim := buildWindowsWIM(t, map[string][]byte{
+		"Windows/System32/config/SYSTEM": read(sys),
+		"Users/Default/NTUSER.DAT":       read(user),
+	})
+	ctx := context.Background()
+	vol := filepath.Join(dir, "windows.ntfs")
+	require.NoError(t, FormatNTFS(ctx, vol, Partition{Number: 1, Start: 1 << 20, Size: 64 << 20, Type: TypeMBRNTFS}, "Windows"))
+	require.NoError(t, tools.ApplyImage(ctx, wim, 1, vol))
+	return vol
+}
+
+// hiveFromVolume copies a hive out of the volume and returns its local path.
+func hiveFromVolume(t *testing.T, vol, ntfsPath string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), filepath.Base(ntfsPath))
+	require.NoError(t, os.WriteFile(p, []byte(ntfsOutput(t, "ntfscat", vol, ntfsPath)), 0o644))
+	return p
+}
+
+// hiveValue is hivexget's rendering of a value; ok is false when the key
+// or value does not exist.
+func hiveValue(t *testing.T, hive, key, name string) (string, bool) {
+	t.Helper()
+	out, err := exec.Command("hivexget", hive, key, name).Output()
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSpace(string(out)), true
+}
+
+func TestApplyRegistryEdits(t *testing.T) {
+	vol := hiveVolume(t, testSystemHive())
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where ApplyRegistryEdits keeps its copies
+
+	skipped, err := ApplyRegistryEdits(context.Background(), vol, RegistryEdits{
+		EnableRDP:                 true,
+		DisabledServices:          []string{"WinDefend", "sense", "NoSuchService"},
+		DisableNotificationCenter: true,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"NoSuchService"}, skipped)
+	assertEmpty(t, tmp)
+
+	sys := hiveFromVolume(t, vol, "/Windows/System32/config/SYSTEM")
+	for _, c := range []struct{ key, name, want string }{
+		{`\ControlSet001\Control\Terminal Server`, "fDenyTSConnections", "0"},
+		{`\ControlSet001\Services\WinDefend`, "Start", "4"},
+		{`\ControlSet001\Services\Sense`, "Start", "4"},
+		// Values the edits do not name are kept.
+		{`\ControlSet001\Services\WinDefend`, "Type", "16"},
+		{`\Select`, "Current", "1"},
+	} {
+		got, ok := hiveValue(t, sys, c.key, c.name)
+		assert.True(t, ok, "%s %s missing", c.key, c.name)
+		assert.Equal(t, c.want, got, "%s %s", c.key, c.name)
+	}
+	_, ok := hiveValue(t, sys, `\ControlSet001\Services\NoSuchService`, "Start")
+	assert.False(t, ok, "a service the image lacks must not be created")
+	services := ntfsOutput(t, "sh", "-c", `printf 'cd \\ControlSet001\\Services\nls\n' | hivexsh "$1"`, "sh", sys)
+	assert.Equal(t, "Sense\nWinDefend\n", services)
+
+	user := hiveFromVolume(t, vol, "/Users/Default/NTUSER.DAT")
+	got, ok := hiveValue(t, user, `\Software\Policies\Microsoft\Windows\Explorer`, "DisableNotificationCenter")
+	assert.True(t, ok, "DisableNotificationCenter missing")
+	assert.Equal(t, "1", got)
+}
+
+// The control set edited is the one Select\Current names, not always
+// ControlSet001.
+func TestApplyRegistryEditsCurrentControlSet(t *testing.T) {
+	h := testSystemHive()
+	h.subkeys[0].values[0].data = 2 // Select\Current
+	h.subkeys = append(h.subkeys, &regKey{name: "ControlSet002", subkeys: []*regKey{
+		{name: "Services", subkeys: []*regKey{{name: "Sense", values: []regDword{{"Start", 3}}}}},
+	}})
+	vol := hiveVolume(t, h)
+	skipped, err := ApplyRegistryEdits(context.Background(), vol, RegistryEdits{
+		EnableRDP:        true,
+		DisabledServices: []string{"Sense", "WinDefend"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"WinDefend"}, skipped, "WinDefend is only in ControlSet001")
+
+	sys := hiveFromVolume(t, vol, "/Windows/System32/config/SYSTEM")
+	for _, c := range []struct{ key, name, want string }{
+		{`\ControlSet002\Control\Terminal Server`, "fDenyTSConnections", "0"},
+		{`\ControlSet002\Services\Sense`, "Start", "4"},
+		{`\ControlSet001\Control\Terminal Server`, "fDenyTSConnections", "1"},
+		{`\ControlSet001\Services\Sense`, "Start", "3"},
+		{`\ControlSet001\Services\WinDefend`, "Start", "2"},
+	} {
+		got, ok := hiveValue(t, sys, c.key, c.name)
+		assert.True(t, ok, "%s %s missing", c.key, c.name)
+		assert.Equal(t, c.want, got, "%s %s", c.key, c.name)
+	}
+	// No notification centre edit: the default user hive is untouched.
+	user := hiveFromVolume(t, vol, "/Users/Default/NTUSER.DAT")
+	b, err := os.ReadFile(user)
+	require.NoError(t, err)
+	assert.Equal(t, regfBytes(&regKey{name: "ROOT"}), b)
+}
+
+func TestApplyRegistryEditsMissingHive(t *testing.T) {
+	requireNTFSTools(t)
+	requireHiveTools(t)
+	tools := testTools(t)
+	wim := buildWindowsWIM(t, nil) // placeholder text, not hives
+	ctx := context.Background()
+	vol := filepath.Join(t.TempDir(), "windows.ntfs")
+	require.NoError(t, FormatNTFS(ctx, vol, Partition{Number: 1, Start: 1 << 20, Size: 64 << 20, Type: TypeMBRNTFS}, "Windows"))
+	require.NoError(t, tools.ApplyImage(ctx, wim, 1, vol))
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	_, err := ApplyRegistryEdits(ctx, vol, RegistryEdits{EnableRDP: true})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `Windows\System32\config\SYSTEM`)
+	assert.Contains(t, err.Error(), "hivexget")
+	assertEmpty(t, tmp)
+}
