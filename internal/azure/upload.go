@@ -239,44 +239,22 @@ func (u *Upload) writeRanges(ctx context.Context, f *os.File, b *pageblob.Client
 		}
 	}()
 
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(parallel, max(len(ranges), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, DefaultChunkSize)
-			for i := range next {
-				r := ranges[i]
-				p := buf[:r.Length]
-				if _, err := f.ReadAt(p, r.Offset); err != nil {
-					cancel(fmt.Errorf("read %s at offset %d: %w", f.Name(), r.Offset, err))
-					return
-				}
-				sums[i] = sha256.Sum256(p)
-				err := u.retry(ctx, retries, func() error {
-					_, err := b.UploadPages(ctx, streaming.NopCloser(bytes.NewReader(p)),
-						blob.HTTPRange{Offset: r.Offset, Count: r.Length}, nil)
-					return err
-				})
-				if err != nil {
-					cancel(fmt.Errorf("write range %d+%d: %w", r.Offset, r.Length, err))
-					return
-				}
-				sent.Add(r.Length)
-			}
-		}()
-	}
-feed:
-	for i := range ranges {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	eachRange(ctx, cancel, ranges, parallel, func(i int, r vhd.Range, p []byte) error {
+		if _, err := f.ReadAt(p, r.Offset); err != nil {
+			return fmt.Errorf("read %s at offset %d: %w", f.Name(), r.Offset, err)
 		}
-	}
-	close(next)
-	wg.Wait()
+		sums[i] = sha256.Sum256(p)
+		err := u.retry(ctx, retries, func() error {
+			_, err := b.UploadPages(ctx, streaming.NopCloser(bytes.NewReader(p)),
+				blob.HTTPRange{Offset: r.Offset, Count: r.Length}, nil)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("write range %d+%d: %w", r.Offset, r.Length, err)
+		}
+		sent.Add(r.Length)
+		return nil
+	})
 	close(stopProgress)
 	<-progressDone
 	if err := context.Cause(ctx); err != nil {
@@ -325,6 +303,32 @@ func (u *Upload) verify(ctx context.Context, b *pageblob.Client, ranges []vhd.Ra
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	eachRange(ctx, cancel, ranges, parallel, func(i int, r vhd.Range, p []byte) error {
+		err := u.retry(ctx, retries, func() error {
+			resp, err := b.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: r.Offset, Count: r.Length}})
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, err = io.ReadFull(resp.Body, p)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("read back range %d+%d: %w", r.Offset, r.Length, err)
+		}
+		if sha256.Sum256(p) != sums[i] {
+			return fmt.Errorf("range %d+%d read back differs from the local file (SHA-256 mismatch)", r.Offset, r.Length)
+		}
+		return nil
+	})
+	return context.Cause(ctx)
+}
+
+// eachRange runs fn over the ranges with parallel workers, each with its
+// own chunk buffer (p is the range's slice of it). The first error cancels
+// ctx with that error as the cause, which stops the other workers and the
+// feeding of new ranges; callers read the outcome from context.Cause.
+func eachRange(ctx context.Context, cancel context.CancelCauseFunc, ranges []vhd.Range, parallel int, fn func(i int, r vhd.Range, p []byte) error) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(parallel, max(len(ranges), 1)) {
@@ -334,22 +338,8 @@ func (u *Upload) verify(ctx context.Context, b *pageblob.Client, ranges []vhd.Ra
 			buf := make([]byte, DefaultChunkSize)
 			for i := range next {
 				r := ranges[i]
-				p := buf[:r.Length]
-				err := u.retry(ctx, retries, func() error {
-					resp, err := b.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: r.Offset, Count: r.Length}})
-					if err != nil {
-						return err
-					}
-					defer resp.Body.Close()
-					_, err = io.ReadFull(resp.Body, p)
-					return err
-				})
-				if err != nil {
-					cancel(fmt.Errorf("read back range %d+%d: %w", r.Offset, r.Length, err))
-					return
-				}
-				if sha256.Sum256(p) != sums[i] {
-					cancel(fmt.Errorf("range %d+%d read back differs from the local file (SHA-256 mismatch)", r.Offset, r.Length))
+				if err := fn(i, r, buf[:r.Length]); err != nil {
+					cancel(err)
 					return
 				}
 			}
@@ -365,7 +355,6 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	return context.Cause(ctx)
 }
 
 // commit copies the verified temporary blob to the final name and waits
