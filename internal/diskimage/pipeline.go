@@ -1,0 +1,521 @@
+package diskimage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/unattend"
+	"github.com/cib-project/cib/internal/vhd"
+)
+
+// Store is where a finished disk image goes; the CLI binds it to Azure
+// (internal/azure) or to a local folder (LocalStore).
+type Store interface {
+	// Exists reports whether an image is stored under name, and its
+	// metadata (nil when it has none).
+	Exists(ctx context.Context, name string) (bool, map[string]string, error)
+	// Put stores the file at path under name with metadata. It must never
+	// leave a partial object under name: a reader that sees name sees a
+	// whole image.
+	Put(ctx context.Context, path, name string, metadata map[string]string) error
+}
+
+// Metadata keys Build stores with an image. The fingerprint is what a
+// re-run compares to skip; revision and key say where the image came from
+// without reading the manifest.
+const (
+	MetadataFingerprint = "fingerprint"
+	MetadataRevision    = "revision"
+	MetadataKey         = "key"
+)
+
+// LocalStore is the Store of the `local` platform: images are files under
+// Dir, at their names, each with a sidecar name + ".json" holding its
+// metadata. The zero-cloud default must behave like a blob store, so Put
+// writes name + ".part" and renames it, which is atomic on one file system.
+type LocalStore struct{ Dir string }
+
+// localChunk is the unit LocalStore copies and checks for zeros in.
+const localChunk = 4 << 20
+
+// path maps a store name to a file. Names come from BlobName, but a
+// name that would escape Dir is refused rather than trusted.
+func (s LocalStore) path(name string) (string, error) {
+	if s.Dir == "" {
+		return "", errors.New("local store: no directory")
+	}
+	if !filepath.IsLocal(filepath.FromSlash(name)) {
+		return "", fmt.Errorf("local store: name %q is not a relative path inside the store", name)
+	}
+	return filepath.Join(s.Dir, filepath.FromSlash(name)), nil
+}
+
+// Container is the directory, recorded as the manifest's container.
+func (s LocalStore) Container() string { return s.Dir }
+
+// Exists reports whether name and its metadata sidecar are both there. An
+// image without a sidecar counts as present with no metadata, so its
+// fingerprint never matches and a re-run replaces it.
+func (s LocalStore) Exists(ctx context.Context, name string) (bool, map[string]string, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return false, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, nil, fmt.Errorf("local store: checking %s: %w", name, err)
+	}
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		return false, nil, nil
+	} else if err != nil {
+		return false, nil, fmt.Errorf("local store: checking %s: %w", name, err)
+	}
+	b, err := os.ReadFile(p + ".json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil, nil
+	} else if err != nil {
+		return false, nil, fmt.Errorf("local store: reading metadata of %s: %w", name, err)
+	}
+	var md map[string]string
+	if err := json.Unmarshal(b, &md); err != nil {
+		return false, nil, fmt.Errorf("local store: metadata %s.json: %w", p, err)
+	}
+	return true, md, nil
+}
+
+// Put copies the file at path to name (keeping all-zero chunks as holes,
+// since a fixed VHD is mostly zeros) and then writes the metadata sidecar.
+// If the sidecar cannot be written the image is removed again, so that a
+// failed Put leaves nothing under name.
+func (s LocalStore) Put(ctx context.Context, path, name string, metadata map[string]string) (err error) {
+	dst, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	md, err := json.MarshalIndent(metadata, "", "  ")
+	if err != nil {
+		return fmt.Errorf("local store: encoding metadata of %s: %w", name, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("local store: %w", err)
+	}
+	if err := copyFileSparse(ctx, path, dst+".part"); err != nil {
+		return fmt.Errorf("local store: copying %s to %s: %w", path, name, err)
+	}
+	if err := os.Rename(dst+".part", dst); err != nil {
+		_ = os.Remove(dst + ".part")
+		return fmt.Errorf("local store: %w", err)
+	}
+	if err := writeFileAtomic(dst+".json", md); err != nil {
+		_ = os.Remove(dst)
+		return fmt.Errorf("local store: metadata of %s: %w", name, err)
+	}
+	return nil
+}
+
+// copyFileSparse copies src to dst (created or truncated), seeking over
+// all-zero chunks instead of writing them. dst is removed on error.
+func copyFileSparse(ctx context.Context, src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(dst)
+		}
+	}()
+	ranges, err := vhd.DataRanges(in, fi.Size(), localChunk, 16*localChunk)
+	if err != nil {
+		return err
+	}
+	for _, r := range ranges {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.NewOffsetWriter(out, r.Offset), io.NewSectionReader(in, r.Offset, r.Length)); err != nil {
+			return err
+		}
+	}
+	if err := out.Truncate(fi.Size()); err != nil {
+		return err
+	}
+	return out.Sync()
+}
+
+// writeFileAtomic writes b to path through path + ".part" and a rename.
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.WriteFile(path+".part", b, 0o644); err != nil {
+		_ = os.Remove(path + ".part")
+		return err
+	}
+	if err := os.Rename(path+".part", path); err != nil {
+		_ = os.Remove(path + ".part")
+		return err
+	}
+	return nil
+}
+
+// BuildInputs are what Build needs. The ISO is already fetched: the CLI
+// runs the Fetcher first, which keeps the pipeline free of network
+// concerns and lets it be tested offline.
+type BuildInputs struct {
+	Config      *config.Config
+	Key         *config.Key
+	Platform    string // the cloud built for: selects shared entries and names the image
+	Revision    string // the commit sha, at least 7 characters
+	Fingerprint string // stored with the image; a re-run with the same one is skipped
+	ISOPath     string
+	// WorkDir is scratch space. Build works in a fresh directory under it
+	// and removes that directory whatever happens.
+	WorkDir   string
+	Store     Store
+	Overwrite bool // rebuild even when the fingerprint matches
+	Tools     Tools
+	Password  unattend.PasswordSource
+	Now       func() time.Time // nil means time.Now
+	// Log receives progress lines, one per step with its duration; nil
+	// discards them.
+	Log func(format string, args ...any)
+}
+
+// StepTiming is how long one step of Build took.
+type StepTiming struct {
+	Name     string
+	Duration time.Duration
+}
+
+// BuildResult is what Build did. Manifest and UnattendRedacted are set only
+// when the image was built and stored.
+type BuildResult struct {
+	Skipped          bool
+	Name             string // the image's name in the store (BlobName)
+	Size             int64  // VHD bytes, footer included
+	Manifest         Manifest
+	UnattendRedacted []byte
+	Steps            []StepTiming
+}
+
+// Names of Build's steps, as errors, logs and BuildResult.Steps give them.
+const (
+	StepCheckStore  = "check-store"
+	StepExtractWIM  = "extract-wim"
+	StepChooseImage = "choose-image"
+	StepLayout      = "layout"
+	StepFormatNTFS  = "format-ntfs"
+	StepApplyImage  = "apply-image"
+	StepUnattend    = "unattend"
+	StepRegistry    = "registry"
+	StepBoot        = "boot"
+	StepSplice      = "splice"
+	StepVHD         = "vhd"
+	StepStore       = "store"
+)
+
+// Build runs the wimlib builder (spec/disk-image.md §3–§5) for in.Key: it
+// skips when the store already has the image's name with metadata
+// fingerprint == in.Fingerprint (unless in.Overwrite); otherwise it
+// extracts the WIM from the ISO, chooses the image, lays out a disk of
+// image.size GiB (MBR or GPT from image.partition), formats and applies
+// the Windows volume, puts unattend.xml at \unattend.xml and
+// \Windows\Panther\unattend.xml, makes the offline registry edits, writes
+// the boot manager and BCD store (UEFI for GPT), splices the volume into
+// the disk, turns it into a fixed VHD and stores it under BlobName with
+// metadata {fingerprint, revision, key}.
+//
+// Build does not copy packages or place drivers (step 5 of §3) yet.
+//
+// Everything Build creates is under a fresh directory in in.WorkDir that
+// is removed on success, failure and cancellation; the store is written
+// only in the last step, and Store.Put is atomic, so a failed Build leaves
+// nothing under the final name. An error names the step that failed.
+func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
+	if err := checkInputs(in); err != nil {
+		return res, err
+	}
+	k := in.Key
+	now := time.Now
+	if in.Now != nil {
+		now = in.Now
+	}
+	logf := in.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	built := now().UTC()
+	name, err := BlobName(k.Image, in.Platform, in.Revision, built)
+	if err != nil {
+		return res, fmt.Errorf("building disk image for key %s: %w", k.Name, err)
+	}
+	res.Name = name
+	doing := fmt.Sprintf("building disk image %s for key %s", name, k.Name)
+	step := func(stepName string, f func() error) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: step %s: %w", doing, stepName, err)
+		}
+		start := time.Now()
+		err := f()
+		d := time.Since(start)
+		if err != nil {
+			logf("disk image: %s failed after %s", stepName, d.Round(time.Millisecond))
+			return fmt.Errorf("%s: step %s: %w", doing, stepName, err)
+		}
+		res.Steps = append(res.Steps, StepTiming{Name: stepName, Duration: d})
+		logf("disk image: %s done in %s", stepName, d.Round(time.Millisecond))
+		return nil
+	}
+
+	// The skip check comes before anything touches WorkDir, so a skipped
+	// run does no work at all.
+	skip := false
+	if err := step(StepCheckStore, func() error {
+		ok, md, err := in.Store.Exists(ctx, name)
+		if err != nil {
+			return err
+		}
+		if ok && md[MetadataFingerprint] == in.Fingerprint {
+			if in.Overwrite {
+				logf("disk image: %s exists with fingerprint %s; rebuilding it (overwrite-disk-image)", name, in.Fingerprint)
+			} else {
+				skip = true
+			}
+		}
+		return nil
+	}); err != nil {
+		return res, err
+	}
+	if skip {
+		logf("disk image: %s already exists with fingerprint %s; skipping the build", name, in.Fingerprint)
+		res.Skipped = true
+		return res, nil
+	}
+
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("%s: %w", doing, err)
+	}
+	if err := os.MkdirAll(in.WorkDir, 0o755); err != nil {
+		return res, fmt.Errorf("%s: work directory: %w", doing, err)
+	}
+	work, err := os.MkdirTemp(in.WorkDir, "cib-disk-image-")
+	if err != nil {
+		return res, fmt.Errorf("%s: work directory: %w", doing, err)
+	}
+	defer func() {
+		// Once the image is stored the build has succeeded and must be
+		// recorded; scratch files that will not go are worth a warning,
+		// not a failure that would make a re-run rebuild a stored image.
+		if rerr := os.RemoveAll(work); rerr != nil {
+			if err == nil {
+				logf("disk image: warning: could not remove the work directory %s: %v", work, rerr)
+			} else {
+				err = fmt.Errorf("%w (and the work directory %s could not be removed: %v)", err, work, rerr)
+			}
+		}
+	}()
+
+	var (
+		wimPath string
+		image   WIMImage
+		disk    Disk
+		doc     *unattend.Document
+	)
+	style := strings.ToLower(k.Image.Partition)
+	uefi := style == StyleGPT
+	volume := filepath.Join(work, "windows.ntfs")
+	wimindex := 0
+	if k.ISO != nil {
+		wimindex = k.ISO.WimIndex
+	}
+
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{StepExtractWIM, func() (err error) {
+			wimPath, err = in.Tools.ExtractWIM(ctx, in.ISOPath, work)
+			return err
+		}},
+		{StepChooseImage, func() error {
+			images, err := in.Tools.Images(ctx, wimPath)
+			if err != nil {
+				return err
+			}
+			image, err = ChooseImage(images, wimindex, k.Image.Edition)
+			if err == nil {
+				logf("disk image: applying image %s", image)
+			}
+			return err
+		}},
+		{StepLayout, func() (err error) {
+			disk, err = Layout(ctx, filepath.Join(work, "disk.raw"), int64(k.Image.Size)<<30, style)
+			return err
+		}},
+		{StepFormatNTFS, func() error { return FormatNTFS(ctx, volume, disk.Windows, "Windows") }},
+		{StepApplyImage, func() error {
+			if err := in.Tools.ApplyImage(ctx, wimPath, image.Index, volume); err != nil {
+				return err
+			}
+			// The WIM can be several GiB; free the space before the disk
+			// grows.
+			return os.Remove(wimPath)
+		}},
+		{StepUnattend, func() (err error) {
+			doc, err = unattend.Render(in.Config, k, unattend.Options{Platform: in.Platform, Revision: in.Revision, Password: in.Password})
+			if err != nil {
+				return err
+			}
+			local := filepath.Join(work, "unattend.xml")
+			// 0600: the real document carries the Administrator password.
+			if err := os.WriteFile(local, doc.XML, 0o600); err != nil {
+				return err
+			}
+			defer os.Remove(local)
+			for _, dst := range []string{`unattend.xml`, `Windows\Panther\unattend.xml`} {
+				if err := PutFile(ctx, volume, local, dst); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{StepRegistry, func() error {
+			skipped, err := ApplyRegistryEdits(ctx, volume, EditsFor(k, in.Config.Select(k, in.Platform)))
+			if len(skipped) > 0 {
+				logf("disk image: services not in the image, not disabled: %s", strings.Join(skipped, ", "))
+			}
+			return err
+		}},
+		{StepBoot, func() error {
+			if _, err := BuildBCD(ctx, volume, disk, uefi); err != nil {
+				return err
+			}
+			return CopyBootManager(ctx, volume, disk.Path, disk, uefi)
+		}},
+		{StepSplice, func() error {
+			if err := SpliceVolume(ctx, volume, disk.Path, disk.Windows); err != nil {
+				return err
+			}
+			return os.Remove(volume)
+		}},
+		{StepVHD, func() error {
+			var id [16]byte
+			if _, err := rand.Read(id[:]); err != nil {
+				return err
+			}
+			if err := vhd.WriteFixed(disk.Path, id, built); err != nil {
+				return err
+			}
+			// Read it back: the store step must never publish a disk
+			// whose footer does not check out.
+			_, size, err := vhd.ReadFixed(disk.Path)
+			if err != nil {
+				return err
+			}
+			if size != disk.Size {
+				return fmt.Errorf("vhd %s has virtual size %d, want %d", disk.Path, size, disk.Size)
+			}
+			res.Size = size + vhd.FooterSize
+			return nil
+		}},
+		{StepStore, func() error {
+			return in.Store.Put(ctx, disk.Path, name, map[string]string{
+				MetadataFingerprint: in.Fingerprint,
+				MetadataRevision:    in.Revision,
+				MetadataKey:         k.Name,
+			})
+		}},
+	}
+	for _, s := range steps {
+		if err := step(s.name, s.run); err != nil {
+			return res, err
+		}
+	}
+
+	res.UnattendRedacted = doc.Redacted
+	res.Manifest = newManifest(in, name, res.Size, built)
+	return res, nil
+}
+
+// checkInputs rejects inputs Build cannot work with before anything is
+// done, so that a misconfigured run fails fast and says why.
+func checkInputs(in BuildInputs) error {
+	switch {
+	case in.Key == nil:
+		return errors.New("building disk image: no key")
+	case in.Key.Image == nil:
+		return fmt.Errorf("building disk image for key %s: the key starts from a marketplace image and has no disk image", in.Key.Name)
+	case in.Config == nil:
+		return fmt.Errorf("building disk image for key %s: no configuration", in.Key.Name)
+	case in.Store == nil:
+		return fmt.Errorf("building disk image for key %s: no store", in.Key.Name)
+	case in.WorkDir == "":
+		return fmt.Errorf("building disk image for key %s: no work directory", in.Key.Name)
+	case in.ISOPath == "":
+		return fmt.Errorf("building disk image for key %s: no ISO path", in.Key.Name)
+	case in.Fingerprint == "":
+		// An empty fingerprint would match an image stored without one and
+		// skip a build that was never checked.
+		return fmt.Errorf("building disk image for key %s: no fingerprint", in.Key.Name)
+	case in.Key.Image.Size < 1:
+		return fmt.Errorf("building disk image for key %s: image.size %d GiB: must be at least 1", in.Key.Name, in.Key.Image.Size)
+	}
+	if s := strings.ToLower(in.Key.Image.Partition); s != StyleMBR && s != StyleGPT {
+		return fmt.Errorf("building disk image for key %s: image.partition %q: must be MBR or GPT", in.Key.Name, in.Key.Image.Partition)
+	}
+	return nil
+}
+
+// newManifest describes the image just stored.
+func newManifest(in BuildInputs, name string, size int64, built time.Time) Manifest {
+	m := Manifest{
+		Build: ManifestBuild{
+			Date:     built.Format("2006-01-02"),
+			Time:     built.Format("15:04:05"),
+			Revision: in.Revision,
+		},
+		Image: ManifestImage{
+			Platform:    in.Platform,
+			Key:         name,
+			Size:        size,
+			Fingerprint: in.Fingerprint,
+		},
+	}
+	// The store knows where it is (a directory for LocalStore); otherwise
+	// the key's configured target names the container.
+	if c, ok := in.Store.(interface{ Container() string }); ok {
+		m.Image.Container = c.Container()
+	} else if t := in.Key.Image.Target; t != nil {
+		m.Image.Container = t.Bucket
+	}
+	if iso := in.Key.ISO; iso != nil {
+		src := iso.Source
+		m.Source = ManifestSource{Platform: src.Platform, Bucket: src.Bucket, Key: src.Key}
+		if m.Source.Key == "" {
+			m.Source.Key = src.URL
+		}
+		if m.Source.Key == "" {
+			m.Source.Key = src.Path
+		}
+	}
+	return m
+}

@@ -1,0 +1,316 @@
+package diskimage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/vhd"
+)
+
+// pipelinePassword is a fixed PasswordSource, so runs are reproducible.
+type pipelinePassword string
+
+func (p pipelinePassword) Password() (string, error) { return string(p), nil }
+
+// pipelineFixture is an installation ISO whose install.wim holds the
+// minimum a Build touches: valid SYSTEM, default-user and BCD-Template
+// hives, the boot managers, and Windows\Panther.
+type pipelineFixture struct {
+	ISO, NoWIMISO string
+}
+
+func buildPipelineFixture(t *testing.T) pipelineFixture {
+	t.Helper()
+	requireNTFSTools(t)
+	requireHiveTools(t)
+	requireTool(t, "mtools", "mcopy")
+	requireTool(t, "dosfstools", "mkfs.fat")
+	xorriso := requireTool(t, "xorriso", "xorriso")
+	dir := t.TempDir()
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		return b
+	}
+	sys, user, tmpl := filepath.Join(dir, "SYSTEM"), filepath.Join(dir, "NTUSER.DAT"), filepath.Join(dir, "BCD-Template")
+	writeHive(t, sys, testSystemHive())
+	writeHive(t, user, &regKey{name: "ROOT"})
+	// As bcdImage does: the regf writer stores only DWORDs, so the
+	// Description\KeyName string is merged in with hivexregedit.
+	writeHive(t, tmpl, &regKey{name: "ROOT", subkeys: []*regKey{{name: "Description"}, {name: "Objects"}}})
+	reg := filepath.Join(dir, "keyname.reg")
+	writeFile(t, reg, "Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\BCD\\Description]\n\"KeyName\"=\"BCD00000001\"\n")
+	mustRun(t, "hivexregedit", "--merge", "--prefix", `HKEY_LOCAL_MACHINE\BCD`, tmpl, reg)
+	wim := buildWindowsWIM(t, map[string][]byte{
+		"Windows/System32/config/SYSTEM":       read(sys),
+		"Users/Default/NTUSER.DAT":             read(user),
+		"Windows/System32/config/BCD-Template": read(tmpl),
+		"Windows/Boot/PCAT/bootmgr":            []byte("placeholder PCAT bootmgr"),
+		"Windows/Boot/EFI/bootmgfw.efi":        []byte("placeholder bootmgfw.efi"),
+	})
+	withWIM := filepath.Join(dir, "iso-wim")
+	writeFile(t, filepath.Join(withWIM, "setup.exe"), "placeholder setup")
+	writeFile(t, filepath.Join(withWIM, "sources", "install.wim"), string(read(wim)))
+	noWIM := filepath.Join(dir, "iso-nowim")
+	writeFile(t, filepath.Join(noWIM, "setup.exe"), "placeholder setup")
+	writeFile(t, filepath.Join(noWIM, "sources", "boot.wim"), "not the install image")
+	f := pipelineFixture{ISO: filepath.Join(dir, "win.iso"), NoWIMISO: filepath.Join(dir, "nowim.iso")}
+	mustRun(t, xorriso, "-as", "mkisofs", "-quiet", "-o", f.ISO, "-V", "CIB_TEST", "-J", withWIM)
+	mustRun(t, xorriso, "-as", "mkisofs", "-quiet", "-o", f.NoWIMISO, "-V", "CIB_TEST", "-J", noWIM)
+	return f
+}
+
+// pipelineKey copies the ported win10-64 key with a 1 GiB disk of the given
+// partition style and image 1 of the fixture WIM (named "Windows 10 Pro",
+// which does not end with the key's edition "Professional").
+func pipelineKey(t *testing.T, partition string) (*config.Config, *config.Key) {
+	t.Helper()
+	cfg, err := config.Load("../../config")
+	require.NoError(t, err)
+	orig := cfg.Key("win10-64")
+	require.NotNil(t, orig)
+	k := *orig
+	im := *orig.Image
+	im.Size = 1
+	im.Partition = partition
+	k.Image = &im
+	iso := *orig.ISO
+	iso.WimIndex = 1
+	k.ISO = &iso
+	return cfg, &k
+}
+
+var pipelineNow = time.Date(2026, 11, 27, 8, 30, 0, 0, time.UTC)
+
+func pipelineInputs(t *testing.T, partition, iso string, store Store) BuildInputs {
+	t.Helper()
+	cfg, k := pipelineKey(t, partition)
+	return BuildInputs{
+		Config: cfg, Key: k, Platform: "azure",
+		Revision:    "0123456789abcdef0123456789abcdef01234567",
+		Fingerprint: "fp-1",
+		ISOPath:     iso,
+		WorkDir:     filepath.Join(t.TempDir(), "work"),
+		Store:       store,
+		Tools:       testTools(t),
+		Password:    pipelinePassword("Test-Password-123"),
+		Now:         func() time.Time { return pipelineNow },
+		Log:         t.Logf,
+	}
+}
+
+var allSteps = []string{StepCheckStore, StepExtractWIM, StepChooseImage, StepLayout, StepFormatNTFS,
+	StepApplyImage, StepUnattend, StepRegistry, StepBoot, StepSplice, StepVHD, StepStore}
+
+func stepNames(steps []StepTiming) []string {
+	var names []string
+	for _, s := range steps {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// assertNoFinalName checks that nothing of the image is in the store dir.
+func assertNoFinalName(t *testing.T, storeDir, name string) {
+	t.Helper()
+	for _, suffix := range []string{"", ".part", ".json", ".json.part"} {
+		_, err := os.Stat(filepath.Join(storeDir, filepath.FromSlash(name)) + suffix)
+		assert.True(t, errors.Is(err, os.ErrNotExist), "%s%s exists in the store (err %v)", name, suffix, err)
+	}
+}
+
+func TestBuild(t *testing.T) {
+	requireTool(t, "qemu-utils", "qemu-img")
+	f := buildPipelineFixture(t)
+	for _, partition := range []string{"MBR", "GPT"} {
+		t.Run(partition, func(t *testing.T) {
+			ctx := context.Background()
+			store := LocalStore{Dir: t.TempDir()}
+			in := pipelineInputs(t, partition, f.ISO, store)
+
+			res, err := Build(ctx, in)
+			require.NoError(t, err)
+			assert.False(t, res.Skipped)
+			assert.Equal(t, "vhd/2026-11-27/0123456-azure-windows10-professional-en-us-x86-64-fixed.vhd", res.Name)
+			assert.Equal(t, allSteps, stepNames(res.Steps))
+			assertEmpty(t, in.WorkDir)
+
+			path := filepath.Join(store.Dir, filepath.FromSlash(res.Name))
+			_, size, err := vhd.ReadFixed(path)
+			require.NoError(t, err)
+			assert.Equal(t, int64(1<<30), size)
+			assert.Equal(t, int64(1<<30)+vhd.FooterSize, res.Size)
+			out, err := exec.Command("qemu-img", "info", "-f", "vpc", "--output", "json", path).Output()
+			require.NoError(t, err)
+			var info struct {
+				VirtualSize int64  `json:"virtual-size"`
+				Format      string `json:"format"`
+			}
+			require.NoError(t, json.Unmarshal(out, &info))
+			assert.Equal(t, "vpc", info.Format)
+			assert.Equal(t, int64(1<<30), info.VirtualSize)
+
+			ok, md, err := store.Exists(ctx, res.Name)
+			require.NoError(t, err)
+			assert.True(t, ok)
+			assert.Equal(t, map[string]string{"fingerprint": "fp-1", "revision": in.Revision, "key": "win10-64"}, md)
+
+			m := res.Manifest
+			assert.Equal(t, ManifestBuild{Date: "2026-11-27", Time: "08:30:00", Revision: in.Revision}, m.Build)
+			assert.Equal(t, ManifestImage{Platform: "azure", Container: store.Dir, Key: res.Name, Size: res.Size, Fingerprint: "fp-1"}, m.Image)
+			assert.Equal(t, in.Key.ISO.Source.Key, m.Source.Key)
+			js, err := m.JSON()
+			require.NoError(t, err)
+			assert.Contains(t, string(js), `"key": "`+res.Name+`"`)
+			assert.Contains(t, string(res.UnattendRedacted), "REDACTED")
+			assert.NotContains(t, string(res.UnattendRedacted), "Test-Password-123")
+
+			// Same fingerprint: skipped before anything touches WorkDir.
+			in2 := in
+			in2.WorkDir = filepath.Join(t.TempDir(), "never-created")
+			res2, err := Build(ctx, in2)
+			require.NoError(t, err)
+			assert.True(t, res2.Skipped)
+			assert.Equal(t, res.Name, res2.Name)
+			assert.Equal(t, []string{StepCheckStore}, stepNames(res2.Steps))
+			_, err = os.Stat(in2.WorkDir)
+			assert.True(t, errors.Is(err, os.ErrNotExist), "skipped build touched WorkDir")
+
+			// Overwrite: rebuilt and replaced.
+			before, err := os.Stat(path)
+			require.NoError(t, err)
+			in3 := in
+			in3.Overwrite = true
+			res3, err := Build(ctx, in3)
+			require.NoError(t, err)
+			assert.False(t, res3.Skipped)
+			assert.Equal(t, allSteps, stepNames(res3.Steps))
+			after, err := os.Stat(path)
+			require.NoError(t, err)
+			assert.False(t, os.SameFile(before, after), "overwrite did not replace the image")
+			assertEmpty(t, in3.WorkDir)
+			assertEmpty(t, filepath.Dir(path), filepath.Base(path), filepath.Base(path)+".json")
+		})
+	}
+}
+
+// failingStore is a LocalStore whose Put always fails.
+type failingStore struct{ LocalStore }
+
+func (failingStore) Put(context.Context, string, string, map[string]string) error {
+	return errors.New("upload refused")
+}
+
+func TestBuildFailures(t *testing.T) {
+	f := buildPipelineFixture(t)
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc)
+		step  string
+	}{
+		{"no such wimindex", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+			in.Key.ISO.WimIndex = 5
+			return context.WithCancel(context.Background())
+		}, StepChooseImage},
+		{"ISO without install.wim", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+			in.ISOPath = f.NoWIMISO
+			return context.WithCancel(context.Background())
+		}, StepExtractWIM},
+		{"store put fails", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+			in.Store = failingStore{in.Store.(LocalStore)}
+			return context.WithCancel(context.Background())
+		}, StepStore},
+		{"cancelled after apply", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			in.Log = func(format string, args ...any) {
+				t.Logf(format, args...)
+				if len(args) > 0 && args[0] == StepApplyImage {
+					cancel()
+				}
+			}
+			return ctx, cancel
+		}, StepUnattend},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			storeDir := t.TempDir()
+			in := pipelineInputs(t, "GPT", f.ISO, LocalStore{Dir: storeDir})
+			ctx, cancel := c.setup(t, &in)
+			defer cancel()
+			res, err := Build(ctx, in)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "step "+c.step+":")
+			assert.Equal(t, Manifest{}, res.Manifest, "manifest returned for a failed build")
+			assertEmpty(t, in.WorkDir)
+			assertNoFinalName(t, storeDir, res.Name)
+		})
+	}
+}
+
+func TestBuildRejectsInputs(t *testing.T) {
+	in := pipelineInputs(t, "MBR", "x.iso", LocalStore{Dir: t.TempDir()})
+	in.Key.Image.Partition = "APM"
+	_, err := Build(context.Background(), in)
+	assert.ErrorContains(t, err, `image.partition "APM"`)
+	in = pipelineInputs(t, "MBR", "x.iso", LocalStore{Dir: t.TempDir()})
+	in.Fingerprint = ""
+	_, err = Build(context.Background(), in)
+	assert.ErrorContains(t, err, "no fingerprint")
+	_, err = os.Stat(in.WorkDir)
+	assert.True(t, errors.Is(err, os.ErrNotExist))
+}
+
+func TestLocalStore(t *testing.T) {
+	ctx := context.Background()
+	s := LocalStore{Dir: t.TempDir()}
+	src := filepath.Join(t.TempDir(), "disk")
+	data := make([]byte, 3*localChunk+100)
+	copy(data[localChunk+5:], "some data")
+	data[len(data)-1] = 7
+	require.NoError(t, os.WriteFile(src, data, 0o644))
+
+	ok, _, err := s.Exists(ctx, "vhd/a/b.vhd")
+	require.NoError(t, err)
+	assert.False(t, ok)
+
+	require.NoError(t, s.Put(ctx, src, "vhd/a/b.vhd", map[string]string{"fingerprint": "x"}))
+	got, err := os.ReadFile(filepath.Join(s.Dir, "vhd", "a", "b.vhd"))
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
+	ok, md, err := s.Exists(ctx, "vhd/a/b.vhd")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, map[string]string{"fingerprint": "x"}, md)
+	assertEmpty(t, filepath.Join(s.Dir, "vhd", "a"), "b.vhd", "b.vhd.json")
+
+	// An image without its sidecar is there but has no fingerprint.
+	require.NoError(t, os.Remove(filepath.Join(s.Dir, "vhd", "a", "b.vhd.json")))
+	ok, md, err = s.Exists(ctx, "vhd/a/b.vhd")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Nil(t, md)
+
+	for _, bad := range []string{"../escape.vhd", "/abs.vhd", ""} {
+		assert.Error(t, s.Put(ctx, src, bad, nil), bad)
+		_, _, err := s.Exists(ctx, bad)
+		assert.Error(t, err, bad)
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	err = s.Put(cancelled, src, "vhd/c.vhd", nil)
+	require.Error(t, err)
+	assert.True(t, strings.Contains(err.Error(), "vhd/c.vhd"))
+	assertNoFinalName(t, s.Dir, "vhd/c.vhd")
+}
