@@ -20,13 +20,7 @@ func buildWindowsWIM(t *testing.T, extra map[string][]byte) string {
 	wimlib := requireTool(t, "wimtools", "wimlib-imagex")
 	root := t.TempDir()
 	tree := filepath.Join(root, "image")
-	for path, content := range map[string]string{
-		"Windows/System32/config/SYSTEM":       "placeholder SYSTEM hive",
-		"Windows/System32/config/SOFTWARE":     "placeholder SOFTWARE hive",
-		"Windows/System32/config/BCD-Template": "placeholder BCD template",
-		"Windows/Boot/PCAT/bootmgr":            "placeholder bootmgr",
-		"Users/Default/NTUSER.DAT":             "placeholder default user hive",
-	} {
+	for path, content := range windowsPlaceholders {
 		writeFile(t, filepath.Join(tree, filepath.FromSlash(path)), content)
 	}
 	for _, d := range []string{"Windows/Panther", "Windows/Temp"} {

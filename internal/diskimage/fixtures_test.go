@@ -66,6 +66,16 @@ func writeFile(t *testing.T, path, content string) {
 
 // buildFixture makes the fixture in t.TempDir(). Image 1 is "Windows 10 Pro"
 // (edition ID Professional), image 2 "Windows 10 Enterprise" (Enterprise).
+// windowsPlaceholders are the files every test image holds where a real
+// Windows image has them; tests that need real content overwrite them.
+var windowsPlaceholders = map[string]string{
+	"Windows/System32/config/SYSTEM":       "placeholder SYSTEM hive",
+	"Windows/System32/config/SOFTWARE":     "placeholder SOFTWARE hive",
+	"Windows/System32/config/BCD-Template": "placeholder BCD template",
+	"Windows/Boot/PCAT/bootmgr":            "placeholder bootmgr",
+	"Users/Default/NTUSER.DAT":             "placeholder default user hive",
+}
+
 func buildFixture(t *testing.T) fixture {
 	t.Helper()
 	wimlib := requireTool(t, "wimtools", "wimlib-imagex")
@@ -74,13 +84,7 @@ func buildFixture(t *testing.T) fixture {
 
 	root := t.TempDir()
 	win := filepath.Join(root, "image")
-	for path, content := range map[string]string{
-		"Windows/System32/config/SYSTEM":       "placeholder SYSTEM hive",
-		"Windows/System32/config/SOFTWARE":     "placeholder SOFTWARE hive",
-		"Windows/System32/config/BCD-Template": "placeholder BCD template",
-		"Windows/Boot/PCAT/bootmgr":            "placeholder bootmgr",
-		"Users/Default/NTUSER.DAT":             "placeholder default user hive",
-	} {
+	for path, content := range windowsPlaceholders {
 		writeFile(t, filepath.Join(win, filepath.FromSlash(path)), content)
 	}
 
