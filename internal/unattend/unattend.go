@@ -248,6 +248,7 @@ func (r renderer) specialize() []*node {
 			optLeaf("ProductKey", r.sel.ProductKey),
 			leaf("TimeZone", r.im.Timezone)),
 		r.dnsClient(),
+		r.driverPaths(),
 	}
 	if r.im.OS == "Windows 7" && r.im.RDP {
 		out = append(out, r.rdp()...)

@@ -196,6 +196,21 @@ func TestStructure(t *testing.T) {
 				if len(Commands(cfg, k, c.platform, "specialize", "synchronous")) > 0 {
 					specialize++
 				}
+				// Each selected driver is named, in file order, by the
+				// folder the builders place it in.
+				var wantPaths, gotPaths []string
+				for _, d := range cfg.Select(k, c.platform).Drivers {
+					wantPaths = append(wantPaths, DriverPath(d))
+				}
+				if len(wantPaths) > 0 {
+					specialize++
+				}
+				for _, p := range root.all("Path") {
+					if strings.HasPrefix(p.Text, `C:\Windows\Temp\drivers\`) {
+						gotPaths = append(gotPaths, p.Text)
+					}
+				}
+				assert.Equal(t, wantPaths, gotPaths)
 				counts := map[string]int{}
 				for p, names := range components(t, root) {
 					counts[p] = len(names)
