@@ -158,6 +158,7 @@ func TestBadConfigurationsNameFileLineAndFix(t *testing.T) {
 		{"duplicate environment", "settings.yaml", "    - name: staging\n", "    - name: production\n", "settings.yaml:", `environment "production" is listed twice`},
 		{"both iso and marketplace", "win7-32.yaml", "iso:\n", "source:\n    publisher: a\n    offer: b\n    sku: c\niso:\n", "win7-32.yaml:", "not both"},
 		{"bootstrap action", "win11-64-2009.yaml", "          executions: []\n", "          executions:\n              - name: x\n                on:\n                    failure: explode\n", "win11-64-2009.yaml:", `"explode": use reboot, retry`},
+		{"bad checksum", "packages.yaml", "        key: package/StackdriverLogging-v1-9.exe\n", "        key: package/StackdriverLogging-v1-9.exe\n        sha256: 12ab\n", "packages.yaml:37:17", `sources[0].sha256: sha256 "12ab" is not a SHA-256 in hex`},
 		{"duplicate mapping key", "win10-64.yaml", "    size: 64\n", "    size: 64\n    size: 32\n", "win10-64.yaml:16:5", `image.size: "size" is defined twice; keep one`},
 	}
 	for _, tc := range cases {

@@ -200,6 +200,9 @@ type Location struct {
 	Key      string `yaml:"key"`
 	URL      string `yaml:"url"`
 	Path     string `yaml:"path"`
+	// SHA256 is the file's expected hex SHA-256; when set, a fetched copy
+	// that does not match is refused.
+	SHA256 string `yaml:"sha256"`
 }
 
 // ISO is the installation medium of an ISO-based key.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"slices"
@@ -193,6 +195,11 @@ func (l *loader) validateSources(file, at string, srcs []Location) {
 }
 
 func (l *loader) validateLocation(file, at string, s Location) {
+	if s.SHA256 != "" {
+		if b, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(s.SHA256), "sha256:")); err != nil || len(b) != sha256.Size {
+			l.errorf(file, at+".sha256", "sha256 %q is not a SHA-256 in hex (64 characters 0-9a-f)", s.SHA256)
+		}
+	}
 	switch s.Platform {
 	case "amazon", "azure", "google":
 		l.required(file, at+".bucket", s.Bucket, "the bucket (storage container)")

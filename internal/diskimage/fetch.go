@@ -89,11 +89,11 @@ func (f *Fetcher) Fetch(ctx context.Context, loc config.Location, want string, d
 	want = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(want), "sha256:"))
 	if want != "" {
 		if b, err := hex.DecodeString(want); err != nil || len(b) != sha256.Size {
-			return fmt.Errorf("fetch iso: expected checksum %q is not a hex SHA-256", want)
+			return fmt.Errorf("fetch: expected checksum %q is not a hex SHA-256", want)
 		}
 	}
 	if dest == "" {
-		return errors.New("fetch iso: no destination path")
+		return errors.New("fetch: no destination path")
 	}
 	platform := loc.Platform
 	if platform == "" {
@@ -121,10 +121,31 @@ func (f *Fetcher) Fetch(ctx context.Context, loc config.Location, want string, d
 		}
 		return f.fetchBlob(ctx, what, loc.Key, want, dest)
 	case "amazon", "google":
-		return fmt.Errorf("fetch iso %s/%s: platform %s is not supported for iso sources yet; use a url or an azure blob", loc.Bucket, loc.Key, platform)
+		if loc.Bucket == "" || loc.Key == "" {
+			return fmt.Errorf("fetch %s object %q in bucket %q: a bucket and a key are needed", platform, loc.Key, loc.Bucket)
+		}
+		if err := f.fetchURL(ctx, PublicObjectURL(loc), want, dest); err != nil {
+			return fmt.Errorf("%w (cib reads %s sources as public objects over https, without credentials; if the object is private, give the entry an azure or url source)", err, platform)
+		}
+		return nil
 	default:
-		return fmt.Errorf("fetch iso: unknown source platform %q (want url, local or azure)", platform)
+		return fmt.Errorf("fetch: unknown source platform %q (want url, local, azure, amazon or google)", platform)
 	}
+}
+
+// PublicObjectURL is the https address of an amazon (S3) or google (Cloud
+// Storage) object, read anonymously: the builders run on GitHub's runners
+// with Azure credentials at most, so objects in other clouds are reachable
+// only when public. Empty for other platforms.
+func PublicObjectURL(loc config.Location) string {
+	key := (&url.URL{Path: strings.TrimPrefix(loc.Key, "/")}).EscapedPath()
+	switch loc.Platform {
+	case "amazon":
+		return "https://" + loc.Bucket + ".s3.amazonaws.com/" + key
+	case "google":
+		return "https://storage.googleapis.com/" + loc.Bucket + "/" + key
+	}
+	return ""
 }
 
 // displayURL drops the query and any user info from raw, because a
@@ -391,15 +412,15 @@ func (f *Fetcher) fetchLocal(ctx context.Context, path, want, dest string) (err 
 	what := path
 	src, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("fetch iso %s: %w", path, err)
+		return fmt.Errorf("fetch %s: %w", path, err)
 	}
 	defer src.Close()
 	fi, err := src.Stat()
 	if err != nil {
-		return fmt.Errorf("fetch iso %s: %w", path, err)
+		return fmt.Errorf("fetch %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("fetch iso %s: not a regular file", path)
+		return fmt.Errorf("fetch %s: not a regular file", path)
 	}
 	partName := dest + ".part"
 	removePart(partName)
@@ -426,7 +447,7 @@ func (f *Fetcher) fetchLocal(ctx context.Context, path, want, dest string) (err 
 	} else {
 		part, err := os.OpenFile(partName, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
-			return fmt.Errorf("fetch iso %s: %w", path, err)
+			return fmt.Errorf("fetch %s: %w", path, err)
 		}
 		h := sha256.New()
 		w := &fetchProgress{w: io.MultiWriter(part, h), total: fi.Size(), report: f.Progress}
@@ -441,7 +462,7 @@ func (f *Fetcher) fetchLocal(ctx context.Context, path, want, dest string) (err 
 			if ctx.Err() != nil {
 				cerr = context.Cause(ctx)
 			}
-			return fmt.Errorf("fetch iso %s: copy to %s: %w", path, partName, cerr)
+			return fmt.Errorf("fetch %s: copy to %s: %w", path, partName, cerr)
 		}
 		w.final()
 		if want != "" {
@@ -451,7 +472,7 @@ func (f *Fetcher) fetchLocal(ctx context.Context, path, want, dest string) (err 
 		}
 	}
 	if err := os.Rename(partName, dest); err != nil {
-		return fmt.Errorf("fetch iso %s: rename to %s: %w", path, dest, err)
+		return fmt.Errorf("fetch %s: rename to %s: %w", path, dest, err)
 	}
 	return nil
 }

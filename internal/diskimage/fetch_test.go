@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -402,8 +403,7 @@ func TestFetchUnsupportedSources(t *testing.T) {
 		want string
 	}{
 		{config.Location{Platform: "azure", Bucket: "isos", Key: "win.iso"}, "azure credentials are needed"},
-		{config.Location{Platform: "amazon", Bucket: "isos", Key: "win.iso"}, "platform amazon is not supported for iso sources yet; use a url or an azure blob"},
-		{config.Location{Platform: "google", Bucket: "isos", Key: "win.iso"}, "platform google is not supported for iso sources yet"},
+		{config.Location{Platform: "amazon", Bucket: "isos"}, "a bucket and a key are needed"},
 		{config.Location{Platform: "url", URL: "ftp://example.com/win.iso"}, "not an http or https url"},
 	} {
 		err := (&Fetcher{}).Fetch(context.Background(), tc.loc, "", dest)
@@ -414,6 +414,61 @@ func TestFetchUnsupportedSources(t *testing.T) {
 	err := (&Fetcher{}).Fetch(context.Background(), config.Location{Platform: "local", Path: "/x"}, "abc", dest)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not a hex SHA-256")
+}
+
+// cloudTransport sends every request to one test server and keeps the
+// URLs asked for, standing in for S3 and Cloud Storage.
+type cloudTransport struct {
+	target string
+	mu     sync.Mutex
+	asked  []string
+}
+
+func (c *cloudTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.asked = append(c.asked, req.URL.String())
+	c.mu.Unlock()
+	r := req.Clone(req.Context())
+	r.URL.Scheme, r.URL.Host = "http", strings.TrimPrefix(c.target, "http://")
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestFetchPublicCloudObjects(t *testing.T) {
+	data := []byte("a package from another cloud")
+	sum := sha256.Sum256(data)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "private") {
+			http.Error(w, "AccessDenied", http.StatusForbidden)
+			return
+		}
+		_, _ = w.Write(data)
+	}))
+	t.Cleanup(ts.Close)
+	tr := &cloudTransport{target: ts.URL}
+	f := &Fetcher{HTTP: &http.Client{Transport: tr}, Retries: -1}
+	dir := t.TempDir()
+
+	for i, loc := range []config.Location{
+		{Platform: "amazon", Bucket: "windows-ami-builder", Key: "package/nxlog ce.msi"},
+		{Platform: "google", Bucket: "windows-ami-builder", Key: "package/nxlog.msi"},
+	} {
+		dest := filepath.Join(dir, fmt.Sprint(i))
+		require.NoError(t, f.Fetch(context.Background(), loc, hex.EncodeToString(sum[:]), dest))
+		got, err := os.ReadFile(dest)
+		require.NoError(t, err)
+		assert.Equal(t, data, got)
+	}
+	assert.Equal(t, []string{
+		"https://windows-ami-builder.s3.amazonaws.com/package/nxlog%20ce.msi",
+		"https://storage.googleapis.com/windows-ami-builder/package/nxlog.msi",
+	}, tr.asked)
+
+	dest := filepath.Join(dir, "private")
+	err := f.Fetch(context.Background(), config.Location{Platform: "amazon", Bucket: "b", Key: "private.msi"}, "", dest)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "403 Forbidden")
+	assert.Contains(t, err.Error(), "if the object is private, give the entry an azure or url source")
+	assertNothingLeft(t, dest)
 }
 
 func TestParseContentRange(t *testing.T) {

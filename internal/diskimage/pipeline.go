@@ -193,7 +193,10 @@ type BuildInputs struct {
 	Store     Store
 	Overwrite bool // rebuild even when the fingerprint matches
 	Tools     Tools
-	Password  unattend.PasswordSource
+	// Fetcher downloads the selected packages and drivers; nil is an
+	// error only when the selection has any.
+	Fetcher  FileFetcher
+	Password unattend.PasswordSource
 	Now       func() time.Time // nil means time.Now
 	// Log receives progress lines, one per step with its duration; nil
 	// discards them.
@@ -214,6 +217,7 @@ type BuildResult struct {
 	Size             int64  // VHD bytes, footer included
 	Manifest         Manifest
 	UnattendRedacted []byte
+	Placed           []Placed // the packages and drivers put into the image
 	Steps            []StepTiming
 }
 
@@ -222,10 +226,11 @@ const (
 	StepCheckStore  = "check-store"
 	StepExtractWIM  = "extract-wim"
 	StepChooseImage = "choose-image"
+	StepPayload     = "payload"
+	StepUnattend    = "unattend"
 	StepLayout      = "layout"
 	StepFormatNTFS  = "format-ntfs"
 	StepApplyImage  = "apply-image"
-	StepUnattend    = "unattend"
 	StepRegistry    = "registry"
 	StepBoot        = "boot"
 	StepSplice      = "splice"
@@ -236,15 +241,15 @@ const (
 // Build runs the wimlib builder (spec/disk-image.md §3–§5) for in.Key: it
 // skips when the store already has the image's name with metadata
 // fingerprint == in.Fingerprint (unless in.Overwrite); otherwise it
-// extracts the WIM from the ISO, chooses the image, lays out a disk of
-// image.size GiB (MBR or GPT from image.partition), formats and applies
-// the Windows volume, puts unattend.xml at \unattend.xml and
-// \Windows\Panther\unattend.xml, makes the offline registry edits, writes
-// the boot manager and BCD store (UEFI for GPT), splices the volume into
-// the disk, turns it into a fixed VHD and stores it under BlobName with
-// metadata {fingerprint, revision, key}.
-//
-// Build does not copy packages or place drivers (step 5 of §3) yet.
+// extracts the WIM from the ISO, chooses the image, fetches the selected
+// packages and drivers (StagePayload), renders unattend.xml and adds it
+// (at \unattend.xml and \Windows\Panther\unattend.xml), the packages and
+// the drivers to the image (Tools.AddTree), lays out a disk of image.size
+// GiB (MBR or GPT from image.partition), formats and applies the Windows
+// volume, makes the offline registry edits, writes the boot manager and
+// BCD store (UEFI for GPT), splices the volume into the disk, turns it
+// into a fixed VHD and stores it under BlobName with metadata
+// {fingerprint, revision, key}.
 //
 // Everything Build creates is under a fresh directory in in.WorkDir that
 // is removed on success, failure and cancellation; the store is written
@@ -311,9 +316,6 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 		return res, nil
 	}
 
-	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("%s: %w", doing, err)
-	}
 	if err := os.MkdirAll(in.WorkDir, 0o755); err != nil {
 		return res, fmt.Errorf("%s: work directory: %w", doing, err)
 	}
@@ -339,7 +341,9 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 		image   WIMImage
 		disk    Disk
 		doc     *unattend.Document
+		payload Payload
 	)
+	sel := in.Config.Select(k, in.Platform)
 	style := strings.ToLower(k.Image.Partition)
 	uefi := style == StyleGPT
 	volume := filepath.Join(work, "windows.ntfs")
@@ -367,6 +371,38 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 			}
 			return err
 		}},
+		{StepPayload, func() (err error) {
+			payload, err = StagePayload(ctx, in.Fetcher, sel, in.Platform, filepath.Join(work, "payload"))
+			for _, p := range payload.Placed {
+				logf("disk image: %s %s → %s (%d files, %d bytes, from %s)", p.Kind, p.Name, p.Path, p.Files, p.Bytes, p.Source)
+			}
+			res.Placed = payload.Placed
+			return err
+		}},
+		{StepUnattend, func() (err error) {
+			doc, err = unattend.Render(in.Config, k, unattend.Options{Platform: in.Platform, Revision: in.Revision, Password: in.Password})
+			if err != nil {
+				return err
+			}
+			for _, dst := range []string{"unattend.xml", "Windows/Panther/unattend.xml"} {
+				p := filepath.Join(payload.Dir, filepath.FromSlash(dst))
+				if _, err := os.Lstat(p); err == nil {
+					return fmt.Errorf("a package writes %s, where unattend.xml goes", toWindowsPath(dst))
+				}
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					return err
+				}
+				// 0600: the real document carries the Administrator password.
+				if err := os.WriteFile(p, doc.XML, 0o600); err != nil {
+					return err
+				}
+			}
+			if err := in.Tools.AddTree(ctx, wimPath, image.Index, payload.Dir); err != nil {
+				return err
+			}
+			// The image holds them now; the copies would only take space.
+			return os.RemoveAll(filepath.Dir(payload.Dir))
+		}},
 		{StepLayout, func() (err error) {
 			disk, err = Layout(ctx, filepath.Join(work, "disk.raw"), int64(k.Image.Size)<<30, style)
 			return err
@@ -380,26 +416,8 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 			// grows.
 			return os.Remove(wimPath)
 		}},
-		{StepUnattend, func() (err error) {
-			doc, err = unattend.Render(in.Config, k, unattend.Options{Platform: in.Platform, Revision: in.Revision, Password: in.Password})
-			if err != nil {
-				return err
-			}
-			local := filepath.Join(work, "unattend.xml")
-			// 0600: the real document carries the Administrator password.
-			if err := os.WriteFile(local, doc.XML, 0o600); err != nil {
-				return err
-			}
-			defer os.Remove(local)
-			for _, dst := range []string{`unattend.xml`, `Windows\Panther\unattend.xml`} {
-				if err := PutFile(ctx, volume, local, dst); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
 		{StepRegistry, func() error {
-			skipped, err := ApplyRegistryEdits(ctx, volume, EditsFor(k, in.Config.Select(k, in.Platform)))
+			skipped, err := ApplyRegistryEdits(ctx, volume, EditsFor(k, sel))
 			if len(skipped) > 0 {
 				logf("disk image: services not in the image, not disabled: %s", strings.Join(skipped, ", "))
 			}

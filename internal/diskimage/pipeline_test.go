@@ -1,7 +1,12 @@
 package diskimage
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -10,7 +15,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
+	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/diskfs/go-diskfs/partition/mbr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -71,13 +79,81 @@ func buildPipelineFixture(t *testing.T) pipelineFixture {
 	return f
 }
 
+// testPayload are packages and drivers whose sources are local files made
+// here, selected for Windows 10 x86-64 on azure, and the files each puts
+// on the volume (volume path → content).
+type testPayload struct {
+	Packages []config.Package
+	Drivers  []config.Driver
+	Files    map[string]string
+}
+
+func makeZip(t *testing.T, path string, files map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, content := range files {
+		w, err := zw.Create(name)
+		require.NoError(t, err)
+		_, err = w.Write([]byte(content))
+		require.NoError(t, err)
+	}
+	require.NoError(t, zw.Close())
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	return path
+}
+
+func buildTestPayload(t *testing.T) testPayload {
+	t.Helper()
+	dir := t.TempDir()
+	rule := config.TargetRule{Cloud: []string{"azure"}, OS: []string{"Windows 10"}, Architecture: []string{"x86-64"}, GPU: []bool{true, false}}
+	tool := filepath.Join(dir, "tool.msi")
+	writeFile(t, tool, "an msi package")
+	sum := sha256.Sum256([]byte("an msi package"))
+	modules := makeZip(t, filepath.Join(dir, "modules.zip"), map[string]string{
+		"cib-test/cib-test.psm1": "function Test-Cib {}",
+		"cib-test/cib-test.psd1": "@{ ModuleVersion = '1.0' }",
+	})
+	driver := makeZip(t, filepath.Join(dir, "netdrv.zip"), map[string]string{
+		"netdrv/x64/netdrv.inf": "[Version]\nSignature=\"$WINDOWS NT$\"",
+		"netdrv/x64/netdrv.sys": "driver binary",
+	})
+	return testPayload{
+		Packages: []config.Package{
+			{Name: "tool.msi", SavePath: `windows\TEMP\tool.msi`, Target: rule,
+				Sources: []config.Location{
+					{Platform: "amazon", Bucket: "never", Key: "read.msi"},
+					{Platform: "local", Path: tool, SHA256: hex.EncodeToString(sum[:])},
+				}},
+			// Into folders the image does not have.
+			{Name: "modules.zip", SavePath: `Windows\System32\WindowsPowerShell\v1.0\Modules`, Extract: true, Target: rule,
+				Sources: []config.Location{{Platform: "local", Path: modules}}},
+		},
+		Drivers: []config.Driver{
+			{Name: "netdrv", InfPath: `netdrv\x64`, Extract: true, Target: rule,
+				Sources: []config.Location{{Platform: "local", Path: driver}}},
+		},
+		Files: map[string]string{
+			"Windows/Temp/tool.msi": "an msi package",
+			"Windows/System32/WindowsPowerShell/v1.0/Modules/cib-test/cib-test.psm1": "function Test-Cib {}",
+			"Windows/System32/WindowsPowerShell/v1.0/Modules/cib-test/cib-test.psd1": "@{ ModuleVersion = '1.0' }",
+			"Windows/Temp/drivers/netdrv/netdrv/x64/netdrv.inf":                      "[Version]\nSignature=\"$WINDOWS NT$\"",
+			"Windows/Temp/drivers/netdrv/netdrv/x64/netdrv.sys":                      "driver binary",
+		},
+	}
+}
+
 // pipelineKey copies the ported win10-64 key with a 1 GiB disk of the given
 // partition style and image 1 of the fixture WIM (named "Windows 10 Pro",
-// which does not end with the key's edition "Professional").
+// which does not end with the key's edition "Professional"). The shared
+// packages and drivers are replaced by the local ones of buildTestPayload,
+// since the ported ones live on the internet.
 func pipelineKey(t *testing.T, partition string) (*config.Config, *config.Key) {
 	t.Helper()
 	cfg, err := config.Load("../../config")
 	require.NoError(t, err)
+	pl := buildTestPayload(t)
+	cfg.Shared.Packages, cfg.Shared.Drivers = pl.Packages, pl.Drivers
 	orig := cfg.Key("win10-64")
 	require.NotNil(t, orig)
 	k := *orig
@@ -104,14 +180,15 @@ func pipelineInputs(t *testing.T, partition, iso string, store Store) BuildInput
 		WorkDir:     filepath.Join(t.TempDir(), "work"),
 		Store:       store,
 		Tools:       testTools(t),
+		Fetcher:     &Fetcher{Retries: -1},
 		Password:    pipelinePassword("Test-Password-123"),
 		Now:         func() time.Time { return pipelineNow },
 		Log:         t.Logf,
 	}
 }
 
-var allSteps = []string{StepCheckStore, StepExtractWIM, StepChooseImage, StepLayout, StepFormatNTFS,
-	StepApplyImage, StepUnattend, StepRegistry, StepBoot, StepSplice, StepVHD, StepStore}
+var allSteps = []string{StepCheckStore, StepExtractWIM, StepChooseImage, StepPayload, StepUnattend,
+	StepLayout, StepFormatNTFS, StepApplyImage, StepRegistry, StepBoot, StepSplice, StepVHD, StepStore}
 
 func stepNames(steps []StepTiming) []string {
 	var names []string
@@ -128,6 +205,116 @@ func assertNoFinalName(t *testing.T, storeDir, name string) {
 		_, err := os.Stat(filepath.Join(storeDir, filepath.FromSlash(name)) + suffix)
 		assert.True(t, errors.Is(err, os.ErrNotExist), "%s%s exists in the store (err %v)", name, suffix, err)
 	}
+}
+
+// windowsVolume copies the Windows partition of a built disk (raw or fixed
+// VHD) out to a file, since the ntfs-3g tools take no offset, and returns
+// it with the partition table go-diskfs reads.
+func windowsVolume(t *testing.T, diskPath, style string) (vol string, start, size int64) {
+	t.Helper()
+	f, err := os.Open(diskPath)
+	require.NoError(t, err)
+	defer f.Close()
+	if style == StyleMBR {
+		table, err := mbr.Read(f, SectorSize, SectorSize)
+		require.NoError(t, err)
+		p := table.Partitions[0]
+		require.Equal(t, mbr.NTFS, p.Type)
+		require.True(t, p.Bootable)
+		start, size = int64(p.Start)*SectorSize, int64(p.Size)*SectorSize
+	} else {
+		table, err := gpt.Read(f, SectorSize, SectorSize)
+		require.NoError(t, err)
+		var types []gpt.Type
+		for _, p := range table.Partitions {
+			if p.Type != gpt.Unused {
+				types = append(types, p.Type)
+			}
+			if p.Type == gpt.MicrosoftBasicData {
+				start, size = int64(p.Start)*SectorSize, int64(p.End-p.Start+1)*SectorSize
+			}
+		}
+		require.Equal(t, []gpt.Type{gpt.EFISystemPartition, gpt.MicrosoftReserved, gpt.MicrosoftBasicData}, types)
+	}
+	require.NotZero(t, size)
+	vol = filepath.Join(t.TempDir(), "windows.ntfs")
+	out, err := os.Create(vol)
+	require.NoError(t, err)
+	defer out.Close()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], start+off)
+		require.NoError(t, err)
+		if !isZero(buf[:n]) {
+			_, err = out.WriteAt(buf[:n], off)
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, out.Truncate(size))
+	return vol, start, size
+}
+
+// checkBuiltDisk looks inside a built disk without mounting it: the files
+// the build put on the Windows volume, the registry edits, and the BCD
+// store with the boot manager.
+func checkBuiltDisk(t *testing.T, in BuildInputs, diskPath string) {
+	t.Helper()
+	style := strings.ToLower(in.Key.Image.Partition)
+	vol, _, _ := windowsVolume(t, diskPath, style)
+	cat := func(p string) string { return ntfsOutput(t, "ntfscat", vol, p) }
+
+	doc := cat("/unattend.xml")
+	assert.Equal(t, doc, cat("/Windows/Panther/unattend.xml"))
+	assert.Contains(t, doc, "<ComputerName>cib-0123456</ComputerName>")
+	assert.Contains(t, doc, `<Path>C:\Windows\Temp\drivers\netdrv\netdrv\x64</Path>`)
+	assert.NotContains(t, doc, "REDACTED")
+	for p, want := range buildTestPayload(t).Files {
+		assert.Equal(t, want, cat("/"+p), p)
+	}
+	// Added into the image's own Windows\Temp, not a second one.
+	assert.Equal(t, 1, strings.Count(strings.ToLower(ntfsOutput(t, "ntfsls", "-p", "/Windows", vol)), "temp\n"))
+
+	sys := hiveFromVolume(t, vol, "/Windows/System32/config/SYSTEM")
+	got, ok := hiveValue(t, sys, `\ControlSet001\Control\Terminal Server`, "fDenyTSConnections")
+	assert.True(t, ok)
+	assert.Equal(t, "0", got, "RDP on")
+	edits := EditsFor(in.Key, in.Config.Select(in.Key, in.Platform))
+	require.NotEmpty(t, edits.DisabledServices)
+	for _, svc := range []string{"WinDefend", "Sense"} {
+		want, _ := hiveValue(t, sys, `\ControlSet001\Services\`+svc, "Start")
+		for _, d := range edits.DisabledServices {
+			if strings.EqualFold(d, svc) {
+				want = "4"
+			}
+		}
+		got, _ := hiveValue(t, sys, `\ControlSet001\Services\`+svc, "Start")
+		assert.Equal(t, want, got, svc)
+	}
+	user := hiveFromVolume(t, vol, "/Users/Default/NTUSER.DAT")
+	got, _ = hiveValue(t, user, `\Software\Policies\Microsoft\Windows\Explorer`, "DisableNotificationCenter")
+	assert.Equal(t, "1", got, "notification centre off on Windows 10")
+
+	hive := filepath.Join(t.TempDir(), "BCD")
+	uefi := style == StyleGPT
+	if uefi {
+		cmd := exec.Command("mtype", "-i", diskPath+"@@1048576", "::/EFI/Microsoft/Boot/BCD")
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+		b, err := cmd.Output()
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(hive, b, 0o644))
+	} else {
+		assert.Equal(t, "placeholder PCAT bootmgr", cat("/bootmgr"))
+		require.NoError(t, os.WriteFile(hive, []byte(cat("/Boot/BCD")), 0o644))
+	}
+	def := regExport(t, hive, elemKey("{9dea862c-5cdd-4e70-acc1-f32b344d4795}", 0x23000003), "Element")
+	id := string(utf16.Decode(func() []uint16 {
+		u := make([]uint16, len(def)/2)
+		for i := range u {
+			u[i] = binary.LittleEndian.Uint16(def[2*i:])
+		}
+		return u
+	}()))
+	checkStore(t, hive, strings.TrimRight(id, "\x00"), uefi)
 }
 
 func TestBuild(t *testing.T) {
@@ -160,6 +347,13 @@ func TestBuild(t *testing.T) {
 			require.NoError(t, json.Unmarshal(out, &info))
 			assert.Equal(t, "vpc", info.Format)
 			assert.Equal(t, int64(1<<30), info.VirtualSize)
+			checkBuiltDisk(t, in, path)
+			assert.Equal(t, []string{"tool.msi", "modules.zip", "netdrv"}, func() (names []string) {
+				for _, p := range res.Placed {
+					names = append(names, p.Name)
+				}
+				return names
+			}())
 
 			ok, md, err := store.Exists(ctx, res.Name)
 			require.NoError(t, err)
@@ -231,16 +425,39 @@ func TestBuildFailures(t *testing.T) {
 			in.Store = failingStore{in.Store.(LocalStore)}
 			return context.WithCancel(context.Background())
 		}, StepStore},
-		{"cancelled after apply", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+		{"package checksum mismatch", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+			in.Config.Shared.Packages[0].Sources[1].SHA256 = strings.Repeat("0", 64)
+			return context.WithCancel(context.Background())
+		}, StepPayload},
+		{"wimlib fails to add the payload", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+			// A wimlib-imagex that fails on update and runs the real one
+			// otherwise.
+			real := in.Tools.Wimlib
+			fake := filepath.Join(t.TempDir(), "wimlib-imagex")
+			writeFile(t, fake, "#!/bin/sh\nif [ \"$1\" = update ]; then echo 'disk full' >&2; exit 47; fi\nexec "+real+" \"$@\"\n")
+			require.NoError(t, os.Chmod(fake, 0o755))
+			in.Tools.Wimlib = fake
+			return context.WithCancel(context.Background())
+		}, StepUnattend},
+	}
+	// Cancelled between any two steps (what a cancelled job does): the
+	// error names the step that did not run, and nothing is left.
+	for i := 1; i < len(allSteps); i++ {
+		after, next := allSteps[i-1], allSteps[i]
+		cases = append(cases, struct {
+			name  string
+			setup func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc)
+			step  string
+		}{"cancelled before " + next, func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(context.Background())
 			in.Log = func(format string, args ...any) {
 				t.Logf(format, args...)
-				if len(args) > 0 && args[0] == StepApplyImage {
+				if strings.HasSuffix(format, " done in %s") && args[0] == after {
 					cancel()
 				}
 			}
 			return ctx, cancel
-		}, StepUnattend},
+		}, next})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
