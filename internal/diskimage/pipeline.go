@@ -197,7 +197,7 @@ type BuildInputs struct {
 	// error only when the selection has any.
 	Fetcher  FileFetcher
 	Password unattend.PasswordSource
-	Now       func() time.Time // nil means time.Now
+	Now      func() time.Time // nil means time.Now
 	// Log receives progress lines, one per step with its duration; nil
 	// discards them.
 	Log func(format string, args ...any)
