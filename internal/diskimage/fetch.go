@@ -18,16 +18,16 @@ import (
 	"github.com/cib-project/cib/internal/config"
 )
 
-// BlobSource reads blobs of one storage container, the one named by the
-// ISO source's bucket. It is an interface so that this package stays free
-// of the Azure SDK: the CLI satisfies it with internal/azure (BlobSize and
-// Download) on a container client it built with the job's credentials.
+// BlobSource reads Azure blobs, the bucket of a source being its storage
+// container. It is an interface so that this package stays free of the
+// Azure SDK: the CLI satisfies it with internal/azure.Blobs, built with
+// the job's credentials.
 type BlobSource interface {
-	// Size returns the size of blob name.
-	Size(ctx context.Context, name string) (int64, error)
-	// Download writes blob name to w from byte offset on and returns the
-	// number of bytes written.
-	Download(ctx context.Context, name string, offset int64, w io.Writer) (int64, error)
+	// Size returns the size of blob name in container bucket.
+	Size(ctx context.Context, bucket, name string) (int64, error)
+	// Download writes blob name of container bucket to w from byte offset
+	// on and returns the number of bytes written.
+	Download(ctx context.Context, bucket, name string, offset int64, w io.Writer) (int64, error)
 }
 
 // DefaultFetchRetries is how many times a failed download attempt is
@@ -114,12 +114,12 @@ func (f *Fetcher) Fetch(ctx context.Context, loc config.Location, want string, d
 	case "azure":
 		what := fmt.Sprintf("azure blob %s/%s", loc.Bucket, loc.Key)
 		if f.Blobs == nil {
-			return fmt.Errorf("fetch %s: azure credentials are needed to read an iso from blob storage (log in to Azure or use a url source)", what)
+			return fmt.Errorf("fetch %s: azure credentials are needed to read from blob storage (log in to Azure or use a url source)", what)
 		}
 		if loc.Key == "" {
 			return fmt.Errorf("fetch %s: no blob name (key)", what)
 		}
-		return f.fetchBlob(ctx, what, loc.Key, want, dest)
+		return f.fetchBlob(ctx, what, loc.Bucket, loc.Key, want, dest)
 	case "amazon", "google":
 		if loc.Bucket == "" || loc.Key == "" {
 			return fmt.Errorf("fetch %s object %q in bucket %q: a bucket and a key are needed", platform, loc.Key, loc.Bucket)
@@ -280,11 +280,11 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 
 // fetchBlob downloads a blob through f.Blobs, resuming from the size of
 // the .part.
-func (f *Fetcher) fetchBlob(ctx context.Context, what, name, want, dest string) error {
+func (f *Fetcher) fetchBlob(ctx context.Context, what, bucket, name, want, dest string) error {
 	// A failed Size is not retried here: the BlobSource already retries
 	// transient errors, and what is left (missing blob, no access) will
 	// not heal by waiting.
-	size, err := f.Blobs.Size(ctx, name)
+	size, err := f.Blobs.Size(ctx, bucket, name)
 	if err != nil {
 		removePart(dest + ".part")
 		return fmt.Errorf("fetch %s: %w", what, err)
@@ -301,7 +301,7 @@ func (f *Fetcher) fetchBlob(ctx context.Context, what, name, want, dest string) 
 		if offset == size {
 			return nil
 		}
-		n, err := f.Blobs.Download(ctx, name, offset, w)
+		n, err := f.Blobs.Download(ctx, bucket, name, offset, w)
 		if err != nil {
 			var we *sinkError
 			if errors.As(err, &we) {

@@ -344,7 +344,7 @@ type memBlobs struct {
 	offsets   []int64
 }
 
-func (m *memBlobs) Size(_ context.Context, name string) (int64, error) {
+func (m *memBlobs) Size(_ context.Context, _, name string) (int64, error) {
 	b, ok := m.blobs[name]
 	if !ok {
 		return 0, fmt.Errorf("azure: blob %s: not found", name)
@@ -352,7 +352,7 @@ func (m *memBlobs) Size(_ context.Context, name string) (int64, error) {
 	return int64(len(b)), nil
 }
 
-func (m *memBlobs) Download(ctx context.Context, name string, offset int64, w io.Writer) (int64, error) {
+func (m *memBlobs) Download(ctx context.Context, _, name string, offset int64, w io.Writer) (int64, error) {
 	m.offsets = append(m.offsets, offset)
 	b := m.blobs[name][offset:]
 	if !m.failed && m.failAfter > 0 {
