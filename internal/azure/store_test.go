@@ -87,7 +87,7 @@ func TestNewContainerClientErrors(t *testing.T) {
 func TestLabel(t *testing.T) {
 	for u, want := range map[string]string{
 		"https://sacentralusgeckot.blob.core.windows.net/images": "sacentralusgeckot/images",
-		"http://127.0.0.1:10000/devstoreaccount1/images":          "devstoreaccount1/images",
+		"http://127.0.0.1:10000/devstoreaccount1/images":         "devstoreaccount1/images",
 	} {
 		c, err := container.NewClientWithNoCredential(u, nil)
 		require.NoError(t, err)

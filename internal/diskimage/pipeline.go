@@ -247,7 +247,8 @@ const (
 // the drivers to the image (Tools.AddTree), lays out a disk of image.size
 // GiB (MBR or GPT from image.partition), formats and applies the Windows
 // volume, makes the offline registry edits, writes the boot manager and
-// BCD store (UEFI for GPT), splices the volume into the disk, turns it
+// BCD store (UEFI for GPT; for MBR also the BIOS boot code,
+// WriteBIOSBootCode), splices the volume into the disk, turns it
 // into a fixed VHD and stores it under BlobName with metadata
 // {fingerprint, revision, key}.
 //
@@ -427,7 +428,14 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 			if _, err := BuildBCD(ctx, volume, disk, uefi); err != nil {
 				return err
 			}
-			return CopyBootManager(ctx, volume, disk.Path, disk, uefi)
+			if err := CopyBootManager(ctx, volume, disk.Path, disk, uefi); err != nil {
+				return err
+			}
+			if uefi {
+				// UEFI firmware reads the EFI system partition itself.
+				return nil
+			}
+			return WriteBIOSBootCode(ctx, disk.Path, disk)
 		}},
 		{StepSplice, func() error {
 			if err := SpliceVolume(ctx, volume, disk.Path, disk.Windows); err != nil {

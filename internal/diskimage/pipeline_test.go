@@ -64,8 +64,10 @@ func buildPipelineFixture(t *testing.T) pipelineFixture {
 		"Windows/System32/config/SYSTEM":       read(sys),
 		"Users/Default/NTUSER.DAT":             read(user),
 		"Windows/System32/config/BCD-Template": read(tmpl),
-		"Windows/Boot/PCAT/bootmgr":            []byte("placeholder PCAT bootmgr"),
-		"Windows/Boot/EFI/bootmgfw.efi":        []byte("placeholder bootmgfw.efi"),
+		// A real-mode program that says it was loaded, so that a BIOS
+		// boot of the built disk shows GRUB found and started it.
+		"Windows/Boot/PCAT/bootmgr":     fakeBootmgr(),
+		"Windows/Boot/EFI/bootmgfw.efi": []byte("placeholder bootmgfw.efi"),
 	})
 	withWIM := filepath.Join(dir, "iso-wim")
 	writeFile(t, filepath.Join(withWIM, "setup.exe"), "placeholder setup")
@@ -303,7 +305,13 @@ func checkBuiltDisk(t *testing.T, in BuildInputs, diskPath string) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(hive, b, 0o644))
 	} else {
-		assert.Equal(t, "placeholder PCAT bootmgr", cat("/bootmgr"))
+		assert.Equal(t, string(fakeBootmgr()), cat("/bootmgr"))
+		// The whole disk boots as a BIOS boots it: MBR code, GRUB's core
+		// image, \bootmgr from the NTFS volume.
+		serial, code, timedOut := qemuBoot(t, diskPath, 60*time.Second)
+		assert.False(t, timedOut)
+		assert.Contains(t, serial, bootMarker)
+		assert.Equal(t, 3, code, "the fake bootmgr exits QEMU with 3")
 		require.NoError(t, os.WriteFile(hive, []byte(cat("/Boot/BCD")), 0o644))
 	}
 	def := regExport(t, hive, elemKey("{9dea862c-5cdd-4e70-acc1-f32b344d4795}", 0x23000003), "Element")
