@@ -457,3 +457,146 @@ func TestUploadNeverReplacesAnExistingImage(t *testing.T) {
 		t.Errorf("blobs = %q; want only the first image (the second's temporary blob removed)", got)
 	}
 }
+
+// TestUploadCatchesCorruptedBlob changes the temporary blob after all its
+// writes succeeded and right before the final check begins (on the check's
+// first request), as a service that acknowledged a write but stored
+// something else would. The upload must fail, name the difference, and
+// leave nothing behind: no final blob, no temporary blob.
+func TestUploadCatchesCorruptedBlob(t *testing.T) {
+	page := func(b byte) []byte { return bytes.Repeat([]byte{b}, pageSize) }
+	cases := []struct {
+		name string
+		// corrupt changes blob b, whose data ranges are ranges, and
+		// returns a part of the error the check must report.
+		corrupt func(t *testing.T, b *pageblob.Client, path string, ranges []vhd.Range) string
+	}{
+		{"one bit flipped inside a range", func(t *testing.T, b *pageblob.Client, path string, ranges []vhd.Range) string {
+			// The page ranges stay the same: only the content check sees it.
+			off := ranges[1].Offset + 3*pageSize
+			p := make([]byte, pageSize)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.ReadAt(p, off); err != nil {
+				t.Fatal(err)
+			}
+			p[100] ^= 0x10
+			putPage(t, b, off, p)
+			return fmt.Sprintf("differs from the local file at byte %d", off+100)
+		}},
+		{"last page of the disk changed", func(t *testing.T, b *pageblob.Client, path string, ranges []vhd.Range) string {
+			last := ranges[len(ranges)-1]
+			putPage(t, b, last.Offset+last.Length-pageSize, page(0xee))
+			return "differs from the local file at byte"
+		}},
+		{"extra page in a gap", func(t *testing.T, b *pageblob.Client, path string, ranges []vhd.Range) string {
+			for i := range len(ranges) - 1 {
+				if gap := ranges[i].Offset + ranges[i].Length + 4*pageSize; gap+pageSize <= ranges[i+1].Offset {
+					putPage(t, b, gap, page(0x55))
+					return "page ranges"
+				}
+			}
+			t.Fatalf("test file has no gap between its ranges: %v", ranges)
+			return ""
+		}},
+		{"page cleared", func(t *testing.T, b *pageblob.Client, path string, ranges []vhd.Range) string {
+			if _, err := b.ClearPages(context.Background(), blob.HTTPRange{Offset: ranges[1].Offset, Count: pageSize}, nil); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("page range 1 is %d+%d, want %d+%d",
+				ranges[1].Offset+pageSize, ranges[1].Length-pageSize, ranges[1].Offset, ranges[1].Length)
+		}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := makeSparseVHD(t, 64*mib, 0.3, uint64(100+i))
+			_, _, ranges := dataBytes(t, path)
+			if len(ranges) < 3 {
+				t.Fatalf("test file has too few ranges: %v", ranges)
+			}
+			var (
+				c       *container.Client
+				done    atomic.Bool
+				corrupt = make(chan string, 1)
+			)
+			tr := &testTransport{fail: func(req *http.Request) bool {
+				// The check begins by asking for the blob's properties.
+				if req.Method == http.MethodHead && strings.Contains(req.URL.Path, ".uploading-") && done.CompareAndSwap(false, true) {
+					b := c.NewPageBlobClient(req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:])
+					corrupt <- tc.corrupt(t, b, path, ranges)
+				}
+				return false
+			}}
+			c = newContainer(t, tr)
+			u := &Upload{Container: c, Name: "corrupt.vhd", backoff: time.Millisecond}
+			_, err := u.Run(context.Background(), path)
+			if !done.Load() {
+				t.Fatal("the check never asked for the temporary blob's properties, so nothing was corrupted")
+			}
+			want := <-corrupt
+			if err == nil {
+				t.Fatal("upload of a corrupted blob succeeded")
+			}
+			t.Log(err)
+			if !strings.Contains(err.Error(), "verify temporary blob corrupt.vhd.uploading-") || !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not report the check failing with %q", err, want)
+			}
+			if got := listBlobs(t, c); len(got) != 0 {
+				t.Errorf("blobs left after a failed check: %q", got)
+			}
+		})
+	}
+}
+
+func putPage(t *testing.T, b *pageblob.Client, off int64, p []byte) {
+	t.Helper()
+	if _, err := b.UploadPages(context.Background(), streaming.NopCloser(bytes.NewReader(p)),
+		blob.HTTPRange{Offset: off, Count: int64(len(p))}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadSpans(t *testing.T) {
+	const size = 64*mib + pageSize
+	cases := [][]vhd.Range{
+		{{Offset: 0, Length: 4 * mib}},
+		{{Offset: 0, Length: 4 * mib}, {Offset: 12 * mib, Length: 4 * mib}},
+		{{Offset: 4 * mib, Length: 9 * mib}},
+		{{Offset: 0, Length: 8*mib + pageSize}},
+		{{Offset: 0, Length: 40 * mib}},
+		{{Offset: 60 * mib, Length: 4*mib + pageSize}},                        // up to the end
+		{{Offset: 16 * mib, Length: pageSize}},                                // one page
+		{{Offset: 0, Length: size}},                                           // everything
+		{{Offset: 8 * mib, Length: mib}, {Offset: 20 * mib, Length: 3 * mib}}, // short ranges
+	}
+	for _, rs := range cases {
+		spans := readSpans(rs, size)
+		covered := make(map[int64]bool) // by page
+		for _, s := range spans {
+			if s.Offset < 0 || s.Offset+s.Length > size || s.Offset%pageSize != 0 || s.Length%pageSize != 0 {
+				t.Errorf("%v: span %+v is not whole pages inside the blob", rs, s)
+			}
+			if s.Length > readSpan+pageSize {
+				t.Errorf("%v: span %+v is longer than %d", rs, s, readSpan+pageSize)
+			}
+			if s.Length == md5Limit {
+				// A whole 4 MiB chunk read as such: the size for which
+				// Azurite reads the range twice to hash it.
+				t.Errorf("%v: span %+v was not grown past %d bytes", rs, s, md5Limit)
+			}
+			for off := s.Offset; off < s.Offset+s.Length; off += pageSize {
+				covered[off] = true
+			}
+		}
+		for _, r := range rs {
+			for off := r.Offset; off < r.Offset+r.Length; off += pageSize {
+				if !covered[off] {
+					t.Fatalf("%v: spans %v miss page %d", rs, spans, off)
+				}
+			}
+		}
+	}
+}
