@@ -20,6 +20,10 @@ import (
 // the way to reach Azurite, or an account without role assignments.
 const ConnectionStringVar = "AZURE_STORAGE_CONNECTION_STRING"
 
+// ContainerClient is the SDK's container client, named here so that the
+// CLI can hold one without importing the SDK.
+type ContainerClient = container.Client
+
 // ContainerOptions say how to reach one blob container.
 type ContainerOptions struct {
 	// Account is the storage account; not needed with a connection string.

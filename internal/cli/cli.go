@@ -70,6 +70,7 @@ func commands() []command {
 		{"plan", "decide which jobs of every stage run, and why", runPlan},
 		{"validate", "check the configuration and list every problem", runValidate},
 		{"record", "record a successful build on the records branch", runRecord},
+		{"build", "build a disk image (cib build disk-image KEY)", runBuild},
 		{"unattend", "print the unattend.xml answer file of an image key", runUnattend},
 		{"version", "print the version", runVersion},
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -423,4 +424,101 @@ func TestUnattendPrintsTheRedactedAnswerFile(t *testing.T) {
 	assert.Equal(t, cli.ExitUsage, r.code)
 	r = run(t, rp.dir, nil, "unattend")
 	assert.Equal(t, cli.ExitUsage, r.code)
+}
+
+// storedImage puts a file where LocalStore keeps an image, with metadata.
+func storedImage(t *testing.T, dir, name string, md map[string]string) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(t, os.WriteFile(p, []byte("a stored image"), 0o644))
+	b, err := json.Marshal(md)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(p+".json", b, 0o644))
+}
+
+func TestBuildDiskImageSkipsAStoredImageAndRecordsIt(t *testing.T) {
+	rp := newRepo(t, "build win10-64")
+	// The fingerprint of the key's disk image on the local platform, as
+	// the record of it would hold.
+	r := run(t, rp.dir, nil, "record", "disk-image", "--dry-run", "--platform", "local", "--environment", "staging", "--key", "win10-64")
+	require.Equal(t, 0, r.code, r.stderr)
+	var dry struct{ Fingerprint string }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &dry))
+	fp := dry.Fingerprint
+	require.NotEmpty(t, fp)
+	store := filepath.Join(t.TempDir(), "images")
+	name := "vhd/" + time.Now().UTC().Format("2006-01-02") + "/" + rp.head(t)[:7] + "-local-windows10-professional-en-us-x86-64-fixed.vhd"
+	storedImage(t, store, name, map[string]string{"fingerprint": fp})
+	env := actionsEnv(t, "push", map[string]any{}, rp.head(t))
+	work := t.TempDir()
+
+	r = run(t, rp.dir, env, "build", "disk-image", "win10-64", "--platform", "local", "--store-dir", store,
+		"--work-dir", work, "--fingerprint", fp, "--record", "--environment", "staging")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "is already stored with fingerprint "+fp+"; nothing to build")
+	assert.Contains(t, r.stdout, "recorded records/staging/local/disk/win10-64.json")
+	out := outputs(t, env["GITHUB_OUTPUT"])
+	assert.Equal(t, "true", out["skipped"])
+	assert.Equal(t, name, out["image-name"])
+	summary, err := os.ReadFile(env["GITHUB_STEP_SUMMARY"])
+	require.NoError(t, err)
+	assert.Contains(t, string(summary), "already stored with this fingerprint")
+	assertEmptyDir(t, work)
+	show := git(t, rp.origin, "show", "cib-records:records/staging/local/disk/win10-64.json")
+	assert.Contains(t, show, `"fingerprint": "`+fp+`"`)
+	assert.Contains(t, show, store+"/"+name)
+}
+
+func TestBuildDiskImageFailuresLeaveNothing(t *testing.T) {
+	rp := newRepo(t, "x")
+	corrupt := filepath.Join(t.TempDir(), "corrupt.iso")
+	require.NoError(t, os.WriteFile(corrupt, bytes.Repeat([]byte("not an iso "), 10000), 0o644))
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"missing iso", []string{"--iso", "/nonexistent/win.iso"}, cli.ExitFailure, "/nonexistent/win.iso: no such file or directory"},
+		{"corrupt iso", []string{"--iso", corrupt}, cli.ExitFailure, "step extract-wim"},
+		{"wrong checksum", []string{"--iso", corrupt, "--iso-sha256", strings.Repeat("ab", 32)}, cli.ExitFailure, "checksum mismatch"},
+		{"stale fingerprint", []string{"--iso", corrupt, "--fingerprint", "sha256:" + strings.Repeat("0", 64)}, cli.ExitFailure, "the configuration differs from the commit the plan was made for"},
+		{"record without environment", []string{"--record"}, cli.ExitUsage, "--record needs --environment"},
+		{"dism builder", []string{"--builder", "dism"}, cli.ExitUsage, "cib build cannot run them yet"},
+		{"unknown platform", []string{"--platform", "amazon"}, cli.ExitUsage, `--platform "amazon": use azure or local`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, work, arts := t.TempDir(), t.TempDir(), t.TempDir()
+			args := append([]string{"build", "disk-image", "win10-64", "--platform", "local", "--store-dir", store,
+				"--work-dir", work, "--artifacts", arts}, tc.args...)
+			r := run(t, rp.dir, nil, args...)
+			assert.Equal(t, tc.code, r.code, r.stderr)
+			assert.Contains(t, r.stderr, tc.want)
+			assertEmptyDir(t, store)
+			assertEmptyDir(t, work)
+			assertEmptyDir(t, arts)
+		})
+	}
+	r := run(t, rp.dir, nil, "build", "disk-image", "win11-64-2009")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	assert.Contains(t, r.stderr, "starts from a marketplace image")
+	r = run(t, rp.dir, nil, "build", "machine-image", "win10-64")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	assert.Contains(t, r.stderr, `unknown stage "machine-image"`)
+	r = run(t, rp.dir, nil, "build", "disk-image", "win10-64", "--platform", "azure", "--work-dir", t.TempDir())
+	assert.Equal(t, cli.ExitFailure, r.code)
+	assert.Contains(t, r.stderr, `key win10-64: no azure container for the image (image.target is amazon bucket "windows-ami-builder"): pass --container`)
+	assert.Empty(t, git(t, rp.origin, "for-each-ref"))
+}
+
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Empty(t, names, "left in %s", dir)
 }

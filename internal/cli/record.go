@@ -73,6 +73,19 @@ func runRecord(args []string, env Env) int {
 		fmt.Fprintln(env.Stdout, string(data))
 		return ExitOK
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	commit, branch, err := pushRecord(ctx, env, cfg, o, rec)
+	if err != nil {
+		return fail(env, "record", err)
+	}
+	fmt.Fprintf(env.Stdout, "recorded %s %s at %s (%s)\n", o.stage, rec.Path(), commit[:7], branch)
+	return ExitOK
+}
+
+// pushRecord commits rec to the records branch of the repository at
+// o.repo and pushes it to o.remote; it returns the commit and the branch.
+func pushRecord(ctx context.Context, env Env, cfg *config.Config, o recordOpts, rec record.Record) (commit, branch string, err error) {
 	w := &record.Writer{
 		RepoPath: env.path(o.repo),
 		Remote:   o.remote,
@@ -85,17 +98,14 @@ func runRecord(args []string, env Env) int {
 		w.Branch = cfg.Settings.RecordsBranch()
 	}
 	if token := env.Getenv("GITHUB_TOKEN"); token != "" {
-		r.Mask(token)
+		env.runner().Mask(token)
 		w.Auth = &http.BasicAuth{Username: "x-access-token", Password: token}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	commit, err := w.Write(ctx, rec)
+	h, err := w.Write(ctx, rec)
 	if err != nil {
-		return fail(env, "record", err)
+		return "", w.Branch, err
 	}
-	fmt.Fprintf(env.Stdout, "recorded %s %s at %s (%s)\n", o.stage, rec.Path(), commit.String()[:7], w.Branch)
-	return ExitOK
+	return h.String(), w.Branch, nil
 }
 
 type recordOpts struct {

@@ -84,7 +84,7 @@ func StagePayload(ctx context.Context, f FileFetcher, sel config.Selected, platf
 		if err := f.Fetch(ctx, loc, loc.SHA256, dl); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		pl := Placed{Kind: kind, Name: name, Path: volPath, Source: describeSource(loc)}
+		pl := Placed{Kind: kind, Name: name, Path: volPath, Source: DescribeSource(loc)}
 		claim := func(r string) error {
 			key := strings.ToLower(r)
 			if prev, ok := owners[key]; ok {
@@ -173,9 +173,9 @@ func chooseSource(srcs []config.Location, platform string) (config.Location, err
 	return config.Location{}, fmt.Errorf("none of its %d sources can be read when building for %s", len(srcs), platform)
 }
 
-// describeSource names a location for logs and the step summary, without
+// DescribeSource names a location for logs and the step summary, without
 // a URL's query (which may hold a signature).
-func describeSource(l config.Location) string {
+func DescribeSource(l config.Location) string {
 	switch l.Platform {
 	case "url":
 		return displayURL(l.URL)

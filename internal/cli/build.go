@@ -1,0 +1,417 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cib-project/cib/internal/azure"
+	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/diskimage"
+	"github.com/cib-project/cib/internal/unattend"
+)
+
+const buildHelp = `
+Build what a job of the plan builds. STAGE is disk-image: turn the key's
+Windows ISO into a fixed VHD with its unattend.xml, packages, drivers,
+registry edits and boot files, and store it (spec/disk-image.md).
+
+On a Linux runner the wimlib builder does it without a hypervisor; it needs
+wimtools, ntfs-3g, p7zip-full, libhivex-bin, libwin-hivex-perl, mtools,
+dosfstools and grub-pc-bin (the build-disk-image action installs them).
+
+Where the image goes:
+  --platform azure  a page blob in the container --container (default: the
+                    key's image.target bucket when its platform is azure) of
+                    --storage-account, uploading only the non-zero ranges.
+                    Credentials: AZURE_STORAGE_CONNECTION_STRING, or the
+                    azure/login session / AZURE_* variables.
+  --platform local  a file under --store-dir; no cloud account needed.
+
+An image already stored under its name with the same fingerprint is not
+built again (exit 0, says so) unless --overwrite. After the image is stored,
+and never before, the manifest (image-bucket-resource.json) and the
+unattend.xml with its password redacted are written to --artifacts/KEY,
+and with --record the build is recorded on the records branch.
+
+Exit codes: 0 built or already there; 1 failed (nothing is left under the
+image's name, and the work files are removed); 64 the command line is wrong.`
+
+type buildOpts struct {
+	config, repo, rev, environment, platform string
+	builder, workDir, storeDir, artifacts    string
+	iso, isoSHA256, fingerprint              string
+	storageAccount, container, blobEndpoint  string
+	overwrite, record                        bool
+	remote, branch                           string
+}
+
+func buildFlags(env Env, o *buildOpts) *flagSet {
+	fs := newFlags(env, "build", "disk-image KEY [flags]", buildHelp)
+	fs.StringVar(&o.config, "config", "config", "the configuration `folder`")
+	fs.StringVar(&o.repo, "repo", ".", "the git `repository` whose commit is built (and where --record records)")
+	fs.StringVar(&o.rev, "rev", "HEAD", "the `revision` built; its sha names the image")
+	fs.StringVar(&o.environment, "environment", "", "the `environment` built for (needed by --record)")
+	fs.StringVar(&o.platform, "platform", "azure", "where the image goes: azure or local")
+	fs.StringVar(&o.builder, "builder", "auto", "`wimlib` (Linux), dism (Windows) or auto: the runner's")
+	fs.StringVar(&o.workDir, "work-dir", "", "scratch `folder`, emptied whatever happens (default $RUNNER_TEMP or the system's)")
+	fs.StringVar(&o.storeDir, "store-dir", "cib-images", "the `folder` images go to with --platform local")
+	fs.StringVar(&o.artifacts, "artifacts", "cib-artifacts", "the `folder` the manifest and redacted unattend.xml go to, under KEY/")
+	fs.StringVar(&o.iso, "iso", "", "build from this ISO (`url or path`) instead of the key's iso.source")
+	fs.StringVar(&o.isoSHA256, "iso-sha256", "", "the SHA-256 the ISO must have (default: iso.source.sha256)")
+	fs.StringVar(&o.fingerprint, "fingerprint", "", "the `fingerprint` the plan computed; refused if the inputs differ")
+	fs.StringVar(&o.storageAccount, "storage-account", "", "the Azure storage `account` of the image container and azure sources")
+	fs.StringVar(&o.container, "container", "", "the blob `container` images go to (default: image.target.bucket when it is on azure)")
+	fs.StringVar(&o.blobEndpoint, "blob-endpoint", "", "the blob service `url`, for clouds other than Azure's public one")
+	fs.BoolVar(&o.overwrite, "overwrite", false, "rebuild even when the image is there with the same fingerprint (overwrite-disk-image)")
+	fs.BoolVar(&o.record, "record", false, "record the build on the records branch once the image is stored")
+	fs.StringVar(&o.remote, "remote", "origin", "with --record: push to this `remote`")
+	fs.StringVar(&o.branch, "branch", "", "with --record: the records `branch` (default: records.branch in settings.yaml)")
+	return fs
+}
+
+func runBuild(args []string, env Env) int {
+	var o buildOpts
+	fs := buildFlags(env, &o)
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if code, ok := parse(fs, args, env); !ok {
+			return code
+		}
+		fmt.Fprintln(env.Stderr, "cib build: name the stage and the key: cib build disk-image KEY (cib build --help)")
+		return ExitUsage
+	}
+	if args[0] != "disk-image" {
+		fmt.Fprintf(env.Stderr, "cib build: unknown stage %q: cib build disk-image KEY builds a disk image (cib build --help)\n", args[0])
+		return ExitUsage
+	}
+	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+		fmt.Fprintln(env.Stderr, "cib build disk-image: name the image key: cib build disk-image KEY (cib build --help)")
+		return ExitUsage
+	}
+	name := args[1]
+	if code, ok := parse(fs, args[2:], env); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "cib build disk-image: unexpected argument %q (flags go after the key)\n", fs.Arg(0))
+		return ExitUsage
+	}
+	cfg, code := loadConfig(env, "build", o.config)
+	if cfg == nil {
+		return code
+	}
+	k := cfg.Key(name)
+	if k == nil {
+		fmt.Fprintf(env.Stderr, "cib build disk-image: %q is not an image key of %s\n", name, o.config)
+		return ExitUsage
+	}
+	if k.Marketplace() || k.Image == nil {
+		fmt.Fprintf(env.Stderr, "cib build disk-image: key %s starts from a marketplace image and has no disk image to build\n", name)
+		return ExitUsage
+	}
+	if err := o.check(cfg); err != nil {
+		fmt.Fprintf(env.Stderr, "cib build disk-image: %v\n", err)
+		return ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := buildDiskImage(ctx, env, cfg, k, o); err != nil {
+		return fail(env, "build disk-image", err)
+	}
+	return ExitOK
+}
+
+// check refuses option combinations that cannot work, before anything is
+// fetched or created.
+func (o *buildOpts) check(cfg *config.Config) error {
+	switch o.platform {
+	case "azure", "local":
+	default:
+		return fmt.Errorf("--platform %q: use azure or local", o.platform)
+	}
+	builder := o.builder
+	if builder == "auto" {
+		builder = "wimlib"
+		if runtime.GOOS == "windows" {
+			builder = "dism"
+		}
+	}
+	switch builder {
+	case "wimlib":
+		if runtime.GOOS == "windows" {
+			return fmt.Errorf("the wimlib builder runs on Linux runners (it needs ntfs-3g); use a Linux runner")
+		}
+	case "dism":
+		// DismScript generates the commands; running them on a Windows
+		// runner is not part of cib build yet.
+		return fmt.Errorf("the dism builder's commands are generated (diskimage.DismScript) but cib build cannot run them yet; use --builder wimlib on a Linux runner")
+	default:
+		return fmt.Errorf("--builder %q: use wimlib, dism or auto", o.builder)
+	}
+	if o.record {
+		known := false
+		for _, e := range cfg.Settings.Environments {
+			known = known || e.Name == o.environment
+		}
+		if !known {
+			return fmt.Errorf("--record needs --environment, one of the environments of settings.yaml (got %q)", o.environment)
+		}
+	}
+	return nil
+}
+
+// buildDiskImage fetches the ISO, runs diskimage.Build into the store the
+// platform names, then writes the artifacts and the record.
+func buildDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config.Key, o buildOpts) error {
+	r := env.runner()
+	logf := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	hash, _, err := commitAt(env.path(o.repo), o.rev)
+	if err != nil {
+		return err
+	}
+	inputs := cfg.DiskInputs(k, o.platform)
+	fp := inputs.Fingerprint()
+	if o.fingerprint != "" && o.fingerprint != fp {
+		return fmt.Errorf("the inputs' fingerprint is %s, not %s as planned: the configuration differs from the commit the plan was made for", fp, o.fingerprint)
+	}
+	workDir := o.workDir
+	if workDir == "" {
+		workDir = env.Getenv("RUNNER_TEMP")
+	}
+	if workDir == "" {
+		workDir = os.TempDir()
+	}
+	workDir = env.path(workDir)
+
+	openContainer := func(name string) (*azure.ContainerClient, error) {
+		return azure.NewContainerClient(azure.ContainerOptions{
+			Account: o.storageAccount, Container: name, Endpoint: o.blobEndpoint, Getenv: env.Getenv,
+		})
+	}
+	var (
+		store    diskimage.Store
+		uploaded *azure.Result
+	)
+	switch o.platform {
+	case "local":
+		store = diskimage.LocalStore{Dir: env.path(o.storeDir)}
+	case "azure":
+		name := o.container
+		if name == "" && k.Image.Target != nil && k.Image.Target.Platform == "azure" {
+			name = k.Image.Target.Bucket
+		}
+		if name == "" {
+			where := "no image.target"
+			if t := k.Image.Target; t != nil {
+				where = fmt.Sprintf("image.target is %s bucket %q", t.Platform, t.Bucket)
+			}
+			return fmt.Errorf("key %s: no azure container for the image (%s): pass --container or set image.target to {platform: azure, bucket: <container>}", k.Name, where)
+		}
+		c, err := openContainer(name)
+		if err != nil {
+			return err
+		}
+		store = azure.Store{
+			Client: c,
+			Upload: azure.Upload{Progress: func(p azure.Progress) {
+				logf("upload: %s sent, %s of zeros skipped, %.1f MB/s, about %s left",
+					size(p.Sent), size(p.Skipped), p.Rate/1e6, p.ETA.Round(time.Second))
+			}},
+			Uploaded: func(res azure.Result) { uploaded = &res },
+			Log:      logf,
+		}
+	}
+
+	fetcher := &diskimage.Fetcher{
+		HTTP:  &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: time.Minute, TLSHandshakeTimeout: 30 * time.Second}},
+		Blobs: azure.Blobs{Open: openContainer},
+		Progress: throttled(func(done, total int64) {
+			if total > 0 {
+				logf("fetch: %s of %s (%d%%)", size(done), size(total), done*100/total)
+			} else {
+				logf("fetch: %s", size(done))
+			}
+		}),
+	}
+	src := k.ISO.Source
+	if o.iso != "" {
+		src = config.Location{Platform: "local", Path: env.path(o.iso)}
+		if strings.HasPrefix(o.iso, "https://") || strings.HasPrefix(o.iso, "http://") {
+			src = config.Location{Platform: "url", URL: o.iso}
+		}
+	}
+	want := o.isoSHA256
+	if want == "" {
+		want = src.SHA256
+	}
+
+	// The skip check runs before the ISO is fetched: a skipped build costs
+	// one HEAD request, not a multi-gigabyte download.
+	password := &maskedPassword{mask: r.Mask}
+	in := diskimage.BuildInputs{
+		Config: cfg, Key: k, Platform: o.platform, Revision: hash, Fingerprint: fp,
+		WorkDir: workDir, Store: store, Overwrite: o.overwrite, Fetcher: fetcher,
+		Password: password, Log: logf,
+	}
+	name, err := diskimage.BlobName(k.Image, o.platform, hash, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if ok, md, err := store.Exists(ctx, name); err != nil {
+		return fmt.Errorf("checking whether %s is stored: %w", name, err)
+	} else if ok && md[diskimage.MetadataFingerprint] == fp && !o.overwrite {
+		logf("disk image %s is already stored with fingerprint %s; nothing to build (pass --overwrite to rebuild it)", name, fp)
+		return finishDiskImage(ctx, env, cfg, k, o, hash, fp, diskimage.BuildResult{Skipped: true, Name: name}, store, nil)
+	}
+
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return err
+	}
+	iso := filepath.Join(workDir, "cib-"+k.Name+".iso")
+	from := diskimage.DescribeSource(src)
+	logf("fetching the ISO of %s from %s", k.Name, from)
+	start := time.Now()
+	if err := fetcher.Fetch(ctx, src, want, iso); err != nil {
+		return err
+	}
+	defer os.Remove(iso)
+	fetched := diskimage.StepTiming{Name: "fetch-iso", Duration: time.Since(start)}
+	in.ISOPath = iso
+	res, err := diskimage.Build(ctx, in)
+	if err != nil {
+		return fmt.Errorf("%w (the ISO is %s)", err, from)
+	}
+	res.Steps = append([]diskimage.StepTiming{fetched}, res.Steps...)
+	return finishDiskImage(ctx, env, cfg, k, o, hash, fp, res, store, uploaded)
+}
+
+// finishDiskImage writes what follows a stored (or already stored) image:
+// artifacts, outputs, step summary and record.
+func finishDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config.Key, o buildOpts, hash, fp string,
+	res diskimage.BuildResult, store diskimage.Store, uploaded *azure.Result) error {
+	r := env.runner()
+	location := res.Name
+	if c, ok := store.(interface{ Container() string }); ok {
+		location = c.Container() + "/" + res.Name
+	}
+	dir := filepath.Join(env.path(o.artifacts), k.Name)
+	if !res.Skipped {
+		js, err := res.Manifest.JSON()
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for file, data := range map[string][]byte{"image-bucket-resource.json": js, "unattend.xml": res.UnattendRedacted} {
+			if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+				return fmt.Errorf("the image is stored as %s, but writing its %s failed: %w", location, file, err)
+			}
+		}
+		fmt.Fprintf(env.Stdout, "built disk image %s (%s)\n", location, size(res.Size))
+	} else {
+		fmt.Fprintf(env.Stdout, "disk image %s is already built\n", location)
+	}
+	outputs := map[string]string{
+		"image-name": res.Name, "image-location": location, "fingerprint": fp,
+		"skipped": fmt.Sprint(res.Skipped), "artifacts": dir,
+	}
+	for name, v := range outputs {
+		if err := r.SetOutput(name, v); err != nil {
+			return err
+		}
+	}
+	if err := r.AddStepSummary(diskImageSummary(k.Name, location, res, uploaded)); err != nil {
+		return err
+	}
+	if !o.record {
+		return nil
+	}
+	ro := recordOpts{stage: "disk-image", config: o.config, repo: o.repo, remote: o.remote, branch: o.branch,
+		environment: o.environment, platform: o.platform, key: k.Name, imageName: res.Name, imageLocation: location, fingerprint: fp}
+	rec, err := ro.build(cfg)
+	if err != nil {
+		return err
+	}
+	rec.Revision, rec.RunURL = hash, r.RunURL()
+	if err := rec.Validate(); err != nil {
+		return err
+	}
+	commit, branch, err := pushRecord(ctx, env, cfg, ro, rec)
+	if err != nil {
+		return fmt.Errorf("the image is stored as %s, but recording it failed (run cib record disk-image --key %s --environment %s to retry): %w", location, k.Name, o.environment, err)
+	}
+	fmt.Fprintf(env.Stdout, "recorded %s at %s (%s)\n", rec.Path(), commit[:7], branch)
+	return nil
+}
+
+// diskImageSummary is the step summary of a disk-image job.
+func diskImageSummary(key, location string, res diskimage.BuildResult, up *azure.Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### Disk image %s\n\n", key)
+	if res.Skipped {
+		fmt.Fprintf(&b, "`%s` is already stored with this fingerprint; nothing was built.\n", location)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "| | |\n|---|---|\n| image | `%s` |\n| size | %s |\n", location, size(res.Size))
+	if up != nil {
+		fmt.Fprintf(&b, "| uploaded | %s |\n| skipped (zeros) | %s |\n| upload time | %s |\n",
+			size(up.Sent), size(up.Skipped), up.Duration.Round(time.Second))
+	}
+	b.WriteString("\n| step | duration |\n|---|---|\n")
+	for _, s := range res.Steps {
+		fmt.Fprintf(&b, "| %s | %s |\n", s.Name, s.Duration.Round(time.Millisecond))
+	}
+	if len(res.Placed) > 0 {
+		b.WriteString("\n| placed | path | files | bytes |\n|---|---|---|---|\n")
+		for _, p := range res.Placed {
+			fmt.Fprintf(&b, "| %s %s | `%s` | %d | %d |\n", p.Kind, p.Name, p.Path, p.Files, p.Bytes)
+		}
+	}
+	return b.String()
+}
+
+// maskedPassword draws the Administrator password and masks it in the
+// Actions log before anything could print it.
+type maskedPassword struct{ mask func(string) }
+
+func (m *maskedPassword) Password() (string, error) {
+	pw, err := unattend.RandomPassword{}.Password()
+	if err == nil {
+		m.mask(pw)
+	}
+	return pw, err
+}
+
+// size formats a byte count for people.
+func size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// throttled calls f at most every 10 seconds, and always for the last
+// call (done == total), so that a long download logs a line now and then.
+func throttled(f func(done, total int64)) func(done, total int64) {
+	var last time.Time
+	return func(done, total int64) {
+		if time.Since(last) < 10*time.Second && done != total {
+			return
+		}
+		last = time.Now()
+		f(done, total)
+	}
+}
