@@ -88,7 +88,7 @@ type Disk struct {
 //     Windows basic data partition to the end of the usable area.
 //
 // The Windows partition is left unformatted: FormatNTFS builds its volume
-// separately and SpliceVolume copies it in. size must be a whole number of
+// separately and MoveVolumeIntoDisk builds the disk around it. size must be a whole number of
 // GiB and at least 1 GiB, because the VHD step turns it into a fixed VHD
 // whose size Azure requires to be whole MiB. path must not exist; on error
 // or cancellation it is removed.

@@ -16,11 +16,16 @@ import (
 // LocalStore is the Store of the `local` platform: images are files under
 // Dir, at their names, each with a sidecar name + ".json" holding its
 // metadata. The zero-cloud default must behave like a blob store, so Put
-// writes name + ".part" and renames it, which is atomic on one file system.
+// writes (or moves the image to) name + ".part", fsyncs it and renames it,
+// which is atomic on one file system.
 type LocalStore struct{ Dir string }
 
 // localChunk is the unit LocalStore copies and checks for zeros in.
 const localChunk = 4 << 20
+
+// localStoreNoMove makes Put copy even within one file system, so that
+// tests exercise the copying path.
+var localStoreNoMove = false
 
 // path maps a store name to a file. Names come from BlobName, but a
 // name that would escape Dir is refused rather than trusted.
@@ -66,10 +71,16 @@ func (s LocalStore) Exists(ctx context.Context, name string) (bool, map[string]s
 	return true, md, nil
 }
 
-// Put copies the file at path to name (keeping all-zero chunks as holes,
-// since a fixed VHD is mostly zeros) and then writes the metadata sidecar.
-// If the sidecar cannot be written the image is removed again, so that a
-// failed Put leaves nothing under name.
+// Put stores the file at path under name and then writes the metadata
+// sidecar. It consumes the file at path when it can: when path is on the
+// same file system as Dir it is renamed to name + ".part" (no data is
+// copied; Build removes its scratch disk afterwards anyway), otherwise it
+// is copied there, keeping all-zero chunks as holes since a fixed VHD is
+// mostly zeros, with the kernel's copy_file_range for the data. Either
+// way the .part file is fsynced before it is renamed to name, so that name
+// never holds a partial image, even after a crash. If the sidecar cannot
+// be written the image is removed again, so that a failed Put leaves
+// nothing under name; the file at path may be gone by then.
 func (s LocalStore) Put(ctx context.Context, path, name string, metadata map[string]string) (err error) {
 	dst, err := s.path(name)
 	if err != nil {
@@ -79,14 +90,25 @@ func (s LocalStore) Put(ctx context.Context, path, name string, metadata map[str
 	if err != nil {
 		return fmt.Errorf("local store: encoding metadata of %s: %w", name, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("local store: putting %s: %w", name, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("local store: %w", err)
 	}
-	if err := copyFileSparse(ctx, path, dst+".part"); err != nil {
+	part := dst + ".part"
+	// A failed rename (EXDEV across file systems, or anything else) falls
+	// back to copying, which reports a real problem with path itself.
+	if !localStoreNoMove && os.Rename(path, part) == nil {
+		if err := syncFile(part); err != nil {
+			_ = os.Remove(part)
+			return fmt.Errorf("local store: syncing %s: %w", name, err)
+		}
+	} else if err := copyFileSparse(ctx, path, part); err != nil {
 		return fmt.Errorf("local store: copying %s to %s: %w", path, name, err)
 	}
-	if err := os.Rename(dst+".part", dst); err != nil {
-		_ = os.Remove(dst + ".part")
+	if err := os.Rename(part, dst); err != nil {
+		_ = os.Remove(part)
 		return fmt.Errorf("local store: %w", err)
 	}
 	if err := writeFileAtomic(dst+".json", md); err != nil {
@@ -96,8 +118,24 @@ func (s LocalStore) Put(ctx context.Context, path, name string, metadata map[str
 	return nil
 }
 
-// copyFileSparse copies src to dst (created or truncated), seeking over
-// all-zero chunks instead of writing them. dst is removed on error.
+// syncFile fsyncs the file at path.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	serr := f.Sync()
+	if cerr := f.Close(); serr == nil {
+		serr = cerr
+	}
+	return serr
+}
+
+// copyFileSparse copies src to dst (created or truncated) and fsyncs it,
+// seeking over all-zero chunks instead of writing them. The data chunks
+// go through io.CopyN between the two *os.File values, which the os
+// package turns into copy_file_range, so they are copied in the kernel.
+// dst is removed on error.
 func copyFileSparse(ctx context.Context, src, dst string) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
@@ -128,7 +166,13 @@ func copyFileSparse(ctx context.Context, src, dst string) (err error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if _, err := io.Copy(io.NewOffsetWriter(out, r.Offset), io.NewSectionReader(in, r.Offset, r.Length)); err != nil {
+		if _, err := in.Seek(r.Offset, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := out.Seek(r.Offset, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(out, in, r.Length); err != nil {
 			return err
 		}
 	}

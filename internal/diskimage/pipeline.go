@@ -23,7 +23,8 @@ type Store interface {
 	Exists(ctx context.Context, name string) (bool, map[string]string, error)
 	// Put stores the file at path under name with metadata. It must never
 	// leave a partial object under name: a reader that sees name sees a
-	// whole image.
+	// whole image. It may consume (move) the file at path: Build removes
+	// it afterwards anyway.
 	Put(ctx context.Context, path, name string, metadata map[string]string) error
 }
 
@@ -297,10 +298,9 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 			return WriteBIOSBootCode(ctx, disk.Path, disk)
 		}},
 		{StepSplice, func() error {
-			if err := SpliceVolume(ctx, volume, disk.Path, disk.Windows); err != nil {
-				return err
-			}
-			return os.Remove(volume)
+			// Consumes the volume: the disk is built around it where the
+			// file system allows, instead of copying it in.
+			return MoveVolumeIntoDisk(ctx, volume, disk.Path, disk.Windows)
 		}},
 		{StepVHD, func() error {
 			var id [16]byte

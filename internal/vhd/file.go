@@ -14,6 +14,12 @@ import (
 // raw size must be a whole number of MiB (Azure's rule), and a file that
 // already ends with a valid footer is refused so that running twice cannot
 // produce a disk with a stray footer inside it.
+//
+// The file is not fsynced. The disk it is given is scratch, to be
+// uploaded or stored right away by the same process, which reads it
+// through the page cache; if the machine goes down first the build is
+// lost anyway. A caller that keeps the file as the product must sync it
+// itself (LocalStore does before publishing it under its final name).
 func WriteFixed(path string, uniqueID [16]byte, created time.Time) (err error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -48,11 +54,6 @@ func WriteFixed(path string, uniqueID [16]byte, created time.Time) (err error) {
 	}
 	if _, err := f.WriteAt(b, size); err != nil {
 		return fmt.Errorf("vhd: append footer to %s: %w", path, err)
-	}
-	// Sync so that an upload started right after sees a complete image even
-	// if the machine goes down; the footer is what makes the file a VHD.
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("vhd: sync %s: %w", path, err)
 	}
 	return nil
 }
