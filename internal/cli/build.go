@@ -19,7 +19,7 @@ import (
 )
 
 const buildHelp = `
-Build what a job of the plan builds. STAGE is disk-image: turn the key's
+Build what a job of the plan builds. The stage is disk-image: turn the key's
 Windows ISO into a fixed VHD with its unattend.xml, packages, drivers,
 registry edits and boot files, and store it (spec/disk-image.md).
 
