@@ -252,43 +252,16 @@ func buildDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config.
 		want = src.SHA256
 	}
 
-	// The skip check runs before the ISO is fetched: a skipped build costs
-	// one HEAD request, not a multi-gigabyte download.
+	src.SHA256 = want
 	password := &maskedPassword{mask: r.Mask}
-	in := diskimage.BuildInputs{
-		Config: cfg, Key: k, Platform: o.platform, Revision: hash, Fingerprint: fp,
+	res, err := diskimage.Build(ctx, diskimage.BuildInputs{
+		Config: cfg, Key: k, Platform: o.platform, Revision: hash, Fingerprint: fp, ISO: src,
 		WorkDir: workDir, Store: store, Overwrite: o.overwrite, Fetcher: fetcher,
 		Password: password, Log: logf,
-	}
-	name, err := diskimage.BlobName(k.Image, o.platform, hash, time.Now().UTC())
+	})
 	if err != nil {
 		return err
 	}
-	if ok, md, err := store.Exists(ctx, name); err != nil {
-		return fmt.Errorf("checking whether %s is stored: %w", name, err)
-	} else if ok && md[diskimage.MetadataFingerprint] == fp && !o.overwrite {
-		logf("disk image %s is already stored with fingerprint %s; nothing to build (pass --overwrite to rebuild it)", name, fp)
-		return finishDiskImage(ctx, env, cfg, k, o, hash, fp, diskimage.BuildResult{Skipped: true, Name: name}, store, nil)
-	}
-
-	if err := os.MkdirAll(workDir, 0o755); err != nil {
-		return err
-	}
-	iso := filepath.Join(workDir, "cib-"+k.Name+".iso")
-	from := diskimage.DescribeSource(src)
-	logf("fetching the ISO of %s from %s", k.Name, from)
-	start := time.Now()
-	if err := fetcher.Fetch(ctx, src, want, iso); err != nil {
-		return err
-	}
-	defer os.Remove(iso)
-	fetched := diskimage.StepTiming{Name: "fetch-iso", Duration: time.Since(start)}
-	in.ISOPath = iso
-	res, err := diskimage.Build(ctx, in)
-	if err != nil {
-		return fmt.Errorf("%w (the ISO is %s)", err, from)
-	}
-	res.Steps = append([]diskimage.StepTiming{fetched}, res.Steps...)
 	return finishDiskImage(ctx, env, cfg, k, o, hash, fp, res, store, uploaded)
 }
 

@@ -184,7 +184,7 @@ func benchInputs(b *testing.B, iso string) BuildInputs {
 		Config: cfg, Key: &k, Platform: "azure",
 		Revision:    "0123456789abcdef0123456789abcdef01234567",
 		Fingerprint: "fp-bench",
-		ISOPath:     iso,
+		ISO:         config.Location{Platform: "local", Path: iso},
 		Tools: Tools{
 			SevenZip: benchTool(b, "p7zip-full", "7z"),
 			Wimlib:   benchTool(b, "wimtools", "wimlib-imagex"),

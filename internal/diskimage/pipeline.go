@@ -37,24 +37,27 @@ const (
 	MetadataKey         = "key"
 )
 
-// BuildInputs are what Build needs. The ISO is already fetched: the CLI
-// runs the Fetcher first, which keeps the pipeline free of network
-// concerns and lets it be tested offline.
+// BuildInputs are what Build needs. Everything Build downloads (the ISO,
+// packages, drivers) goes through Fetcher, so a build whose sources are
+// local paths runs offline.
 type BuildInputs struct {
 	Config      *config.Config
 	Key         *config.Key
 	Platform    string // the cloud built for: selects shared entries and names the image
 	Revision    string // the commit sha, at least 7 characters
 	Fingerprint string // stored with the image; a re-run with the same one is skipped
-	ISOPath     string
+	// ISO is where the installation ISO is (usually the key's
+	// iso.source); its SHA256, when set, is checked. Build fetches it
+	// into the work directory after the store check, so a skipped build
+	// downloads nothing; a local path is hard-linked, not copied.
+	ISO config.Location
 	// WorkDir is scratch space. Build works in a fresh directory under it
 	// and removes that directory whatever happens.
 	WorkDir   string
 	Store     Store
 	Overwrite bool // rebuild even when the fingerprint matches
 	Tools     Tools
-	// Fetcher downloads the selected packages and drivers; nil is an
-	// error only when the selection has any.
+	// Fetcher downloads the ISO and the selected packages and drivers.
 	Fetcher  FileFetcher
 	Password unattend.PasswordSource
 	Now      func() time.Time // nil means time.Now
@@ -84,6 +87,7 @@ type BuildResult struct {
 // Names of Build's steps, as errors, logs and BuildResult.Steps give them.
 const (
 	StepCheckStore  = "check-store"
+	StepFetchISO    = "fetch-iso"
 	StepExtractWIM  = "extract-wim"
 	StepChooseImage = "choose-image"
 	StepPayload     = "payload"
@@ -172,7 +176,7 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 		return res, err
 	}
 	if skip {
-		logf("disk image: %s already exists with fingerprint %s; skipping the build", name, in.Fingerprint)
+		logf("disk image: %s is already stored with fingerprint %s; nothing to build (the overwrite-disk-image instruction, or cib build --overwrite, rebuilds it)", name, in.Fingerprint)
 		res.Skipped = true
 		return res, nil
 	}
@@ -208,6 +212,7 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 	style := strings.ToLower(k.Image.Partition)
 	uefi := style == StyleGPT
 	volume := filepath.Join(work, "windows.ntfs")
+	iso := filepath.Join(work, "install.iso")
 	wimindex := 0
 	if k.ISO != nil {
 		wimindex = k.ISO.WimIndex
@@ -217,9 +222,16 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 		name string
 		run  func() error
 	}{
+		{StepFetchISO, func() error {
+			return in.Fetcher.Fetch(ctx, in.ISO, in.ISO.SHA256, iso)
+		}},
 		{StepExtractWIM, func() (err error) {
-			wimPath, err = in.Tools.ExtractWIM(ctx, in.ISOPath, work)
-			return err
+			if wimPath, err = in.Tools.ExtractWIM(ctx, iso, work); err != nil {
+				return fmt.Errorf("%w (the ISO is %s)", err, DescribeSource(in.ISO))
+			}
+			// The ISO can be several GiB; free the space before the disk
+			// grows.
+			return os.Remove(iso)
 		}},
 		{StepChooseImage, func() error {
 			images, err := in.Tools.Images(ctx, wimPath)
@@ -355,8 +367,10 @@ func checkInputs(in BuildInputs) error {
 		return fmt.Errorf("building disk image for key %s: no store", in.Key.Name)
 	case in.WorkDir == "":
 		return fmt.Errorf("building disk image for key %s: no work directory", in.Key.Name)
-	case in.ISOPath == "":
-		return fmt.Errorf("building disk image for key %s: no ISO path", in.Key.Name)
+	case in.ISO == (config.Location{}):
+		return fmt.Errorf("building disk image for key %s: no ISO source", in.Key.Name)
+	case in.Fetcher == nil:
+		return fmt.Errorf("building disk image for key %s: no fetcher", in.Key.Name)
 	case in.Fingerprint == "":
 		// An empty fingerprint would match an image stored without one and
 		// skip a build that was never checked.
@@ -392,15 +406,15 @@ func newManifest(in BuildInputs, name string, size int64, built time.Time) Manif
 	} else if t := in.Key.Image.Target; t != nil {
 		m.Image.Container = t.Bucket
 	}
-	if iso := in.Key.ISO; iso != nil {
-		src := iso.Source
-		m.Source = ManifestSource{Platform: src.Platform, Bucket: src.Bucket, Key: src.Key}
-		if m.Source.Key == "" {
-			m.Source.Key = src.URL
-		}
-		if m.Source.Key == "" {
-			m.Source.Key = src.Path
-		}
+	src := in.ISO
+	m.Source = ManifestSource{Platform: src.Platform, Bucket: src.Bucket, Key: src.Key}
+	if m.Source.Key == "" && src.URL != "" {
+		// Without the query: a pre-signed URL carries its credentials
+		// there, and the manifest is published.
+		m.Source.Key = displayURL(src.URL)
+	}
+	if m.Source.Key == "" {
+		m.Source.Key = src.Path
 	}
 	return m
 }

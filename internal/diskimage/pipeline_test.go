@@ -178,7 +178,7 @@ func pipelineInputs(t *testing.T, partition, iso string, store Store) BuildInput
 		Config: cfg, Key: k, Platform: "azure",
 		Revision:    "0123456789abcdef0123456789abcdef01234567",
 		Fingerprint: "fp-1",
-		ISOPath:     iso,
+		ISO:         config.Location{Platform: "local", Path: iso},
 		WorkDir:     filepath.Join(t.TempDir(), "work"),
 		Store:       store,
 		Tools:       testTools(t),
@@ -189,7 +189,7 @@ func pipelineInputs(t *testing.T, partition, iso string, store Store) BuildInput
 	}
 }
 
-var allSteps = []string{StepCheckStore, StepExtractWIM, StepChooseImage, StepPayload, StepUnattend,
+var allSteps = []string{StepCheckStore, StepFetchISO, StepExtractWIM, StepChooseImage, StepPayload, StepUnattend,
 	StepLayout, StepFormatNTFS, StepApplyImage, StepRegistry, StepBoot, StepSplice, StepVHD, StepStore}
 
 func stepNames(steps []StepTiming) []string {
@@ -371,7 +371,7 @@ func TestBuild(t *testing.T) {
 			m := res.Manifest
 			assert.Equal(t, ManifestBuild{Date: "2026-11-27", Time: "08:30:00", Revision: in.Revision}, m.Build)
 			assert.Equal(t, ManifestImage{Platform: "azure", Container: store.Dir, Key: res.Name, Size: res.Size, Fingerprint: "fp-1"}, m.Image)
-			assert.Equal(t, in.Key.ISO.Source.Key, m.Source.Key)
+			assert.Equal(t, ManifestSource{Platform: "local", Key: in.ISO.Path}, m.Source)
 			js, err := m.JSON()
 			require.NoError(t, err)
 			assert.Contains(t, string(js), `"key": "`+res.Name+`"`)
@@ -426,7 +426,7 @@ func TestBuildFailures(t *testing.T) {
 			return context.WithCancel(context.Background())
 		}, StepChooseImage},
 		{"ISO without install.wim", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
-			in.ISOPath = f.NoWIMISO
+			in.ISO.Path = f.NoWIMISO
 			return context.WithCancel(context.Background())
 		}, StepExtractWIM},
 		{"store put fails", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
