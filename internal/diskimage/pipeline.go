@@ -2,7 +2,6 @@ package diskimage
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/cib-project/cib/internal/config"
 	"github.com/cib-project/cib/internal/unattend"
-	"github.com/cib-project/cib/internal/vhd"
 )
 
 // Store is where a finished disk image goes; the CLI binds it to Azure
@@ -56,7 +54,9 @@ type BuildInputs struct {
 	WorkDir   string
 	Store     Store
 	Overwrite bool // rebuild even when the fingerprint matches
-	Tools     Tools
+	// Builder is BuilderWimlib (the default when empty) or BuilderDism.
+	Builder string
+	Tools   Tools
 	// Fetcher downloads the ISO and the selected packages and drivers.
 	Fetcher  FileFetcher
 	Password unattend.PasswordSource
@@ -85,6 +85,8 @@ type BuildResult struct {
 }
 
 // Names of Build's steps, as errors, logs and BuildResult.Steps give them.
+// The first ones and the last are common; the ones between are the
+// builder's (wimlibSteps, dismSteps).
 const (
 	StepCheckStore  = "check-store"
 	StepFetchISO    = "fetch-iso"
@@ -92,6 +94,7 @@ const (
 	StepChooseImage = "choose-image"
 	StepPayload     = "payload"
 	StepUnattend    = "unattend"
+	StepAddFiles    = "add-files"
 	StepLayout      = "layout"
 	StepFormatNTFS  = "format-ntfs"
 	StepApplyImage  = "apply-image"
@@ -102,19 +105,50 @@ const (
 	StepStore       = "store"
 )
 
-// Build runs the wimlib builder (spec/disk-image.md §3–§5) for in.Key: it
-// skips when the store already has the image's name with metadata
-// fingerprint == in.Fingerprint (unless in.Overwrite); otherwise it
-// extracts the WIM from the ISO, chooses the image, fetches the selected
-// packages and drivers (StagePayload), renders unattend.xml and adds it
-// (at \unattend.xml and \Windows\Panther\unattend.xml), the packages and
-// the drivers to the image (Tools.AddTree), lays out a disk of image.size
-// GiB (MBR or GPT from image.partition), formats and applies the Windows
-// volume, makes the offline registry edits, writes the boot manager and
-// BCD store (UEFI for GPT; for MBR also the BIOS boot code,
-// WriteBIOSBootCode), splices the volume into the disk, turns it
-// into a fixed VHD and stores it under BlobName with metadata
-// {fingerprint, revision, key}.
+// Builders are the ways Build can turn the chosen image into a fixed VHD
+// (spec/disk-image.md §3): BuildInputs.Builder names one.
+const (
+	BuilderWimlib = "wimlib" // Linux, no hypervisor: wimlib, ntfs-3g, hivex
+	BuilderDism   = "dism"   // Windows: diskpart, DISM, bcdboot, reg
+)
+
+// buildStep is one named step of a build.
+type buildStep struct {
+	name string
+	run  func() error
+}
+
+// build is one run of Build: its inputs, and what each step hands to the
+// next.
+type build struct {
+	ctx   context.Context
+	in    BuildInputs
+	logf  func(format string, args ...any)
+	built time.Time
+	work  string // the run's own directory, removed at the end
+	sel   config.Selected
+
+	iso     string // the fetched ISO, until the WIM is out of it
+	wimPath string
+	image   WIMImage
+	payload Payload // the files the volume gets besides the image
+	doc     *unattend.Document
+
+	// vhdPath is the finished fixed VHD and size its length, footer
+	// included: what the builder's steps leave for the store step.
+	vhdPath string
+	size    int64
+}
+
+// Build runs a builder (spec/disk-image.md §3–§5) for in.Key: it skips
+// when the store already has the image's name with metadata fingerprint
+// == in.Fingerprint (unless in.Overwrite), before anything is downloaded;
+// otherwise it fetches the ISO, extracts the WIM, chooses the image,
+// fetches the selected packages and drivers (StagePayload) and renders
+// unattend.xml into that payload (at \unattend.xml and
+// \Windows\Panther\unattend.xml). The builder (in.Builder, wimlib by
+// default) then makes the fixed VHD, which is stored under BlobName with
+// metadata {fingerprint, revision, key}.
 //
 // Everything Build creates is under a fresh directory in in.WorkDir that
 // is removed on success, failure and cancellation; the store is written
@@ -129,37 +163,37 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 	if in.Now != nil {
 		now = in.Now
 	}
-	logf := in.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
+	b := &build{ctx: ctx, in: in, logf: in.Log, built: now().UTC()}
+	if b.logf == nil {
+		b.logf = func(string, ...any) {}
 	}
-	built := now().UTC()
-	name, err := BlobName(k.Image, in.Platform, in.Revision, built)
+	logf := b.logf
+	name, err := BlobName(k.Image, in.Platform, in.Revision, b.built)
 	if err != nil {
 		return res, fmt.Errorf("building disk image for key %s: %w", k.Name, err)
 	}
 	res.Name = name
 	doing := fmt.Sprintf("building disk image %s for key %s", name, k.Name)
-	step := func(stepName string, f func() error) error {
+	step := func(s buildStep) error {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%s: step %s: %w", doing, stepName, err)
+			return fmt.Errorf("%s: step %s: %w", doing, s.name, err)
 		}
 		start := time.Now()
-		err := f()
+		err := s.run()
 		d := time.Since(start)
 		if err != nil {
-			logf("disk image: %s failed after %s", stepName, d.Round(time.Millisecond))
-			return fmt.Errorf("%s: step %s: %w", doing, stepName, err)
+			logf("disk image: %s failed after %s", s.name, d.Round(time.Millisecond))
+			return fmt.Errorf("%s: step %s: %w", doing, s.name, err)
 		}
-		res.Steps = append(res.Steps, StepTiming{Name: stepName, Duration: d})
-		logf("disk image: %s done in %s", stepName, d.Round(time.Millisecond))
+		res.Steps = append(res.Steps, StepTiming{Name: s.name, Duration: d})
+		logf("disk image: %s done in %s", s.name, d.Round(time.Millisecond))
 		return nil
 	}
 
 	// The skip check comes before anything touches WorkDir, so a skipped
 	// run does no work at all.
 	skip := false
-	if err := step(StepCheckStore, func() error {
+	if err := step(buildStep{StepCheckStore, func() error {
 		ok, md, err := in.Store.Exists(ctx, name)
 		if err != nil {
 			return err
@@ -172,7 +206,7 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 			}
 		}
 		return nil
-	}); err != nil {
+	}}); err != nil {
 		return res, err
 	}
 	if skip {
@@ -184,7 +218,7 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 	if err := os.MkdirAll(in.WorkDir, 0o755); err != nil {
 		return res, fmt.Errorf("%s: work directory: %w", doing, err)
 	}
-	work, err := os.MkdirTemp(in.WorkDir, "cib-disk-image-")
+	b.work, err = os.MkdirTemp(in.WorkDir, "cib-disk-image-")
 	if err != nil {
 		return res, fmt.Errorf("%s: work directory: %w", doing, err)
 	}
@@ -192,73 +226,89 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 		// Once the image is stored the build has succeeded and must be
 		// recorded; scratch files that will not go are worth a warning,
 		// not a failure that would make a re-run rebuild a stored image.
-		if rerr := os.RemoveAll(work); rerr != nil {
+		if rerr := os.RemoveAll(b.work); rerr != nil {
 			if err == nil {
-				logf("disk image: warning: could not remove the work directory %s: %v", work, rerr)
+				logf("disk image: warning: could not remove the work directory %s: %v", b.work, rerr)
 			} else {
-				err = fmt.Errorf("%w (and the work directory %s could not be removed: %v)", err, work, rerr)
+				err = fmt.Errorf("%w (and the work directory %s could not be removed: %v)", err, b.work, rerr)
 			}
 		}
 	}()
+	b.sel = in.Config.Select(k, in.Platform)
 
-	var (
-		wimPath string
-		image   WIMImage
-		disk    Disk
-		doc     *unattend.Document
-		payload Payload
-	)
-	sel := in.Config.Select(k, in.Platform)
-	style := strings.ToLower(k.Image.Partition)
-	uefi := style == StyleGPT
-	volume := filepath.Join(work, "windows.ntfs")
-	iso := filepath.Join(work, "install.iso")
+	steps := b.commonSteps()
+	switch in.Builder {
+	case "", BuilderWimlib:
+		steps = append(steps, b.wimlibSteps()...)
+	}
+	steps = append(steps, buildStep{StepStore, func() error {
+		return in.Store.Put(ctx, b.vhdPath, name, map[string]string{
+			MetadataFingerprint: in.Fingerprint,
+			MetadataRevision:    in.Revision,
+			MetadataKey:         k.Name,
+		})
+	}})
+	for _, s := range steps {
+		if err := step(s); err != nil {
+			return res, err
+		}
+		if s.name == StepPayload {
+			res.Placed = b.payload.Placed
+		}
+	}
+
+	res.Size = b.size
+	res.UnattendRedacted = b.doc.Redacted
+	res.Manifest = newManifest(in, name, res.Size, b.built)
+	return res, nil
+}
+
+// commonSteps are the steps every builder starts with: from the ISO's
+// source to the chosen WIM image and the payload tree with unattend.xml.
+func (b *build) commonSteps() []buildStep {
+	ctx, in, k := b.ctx, b.in, b.in.Key
+	b.iso = filepath.Join(b.work, "install.iso")
 	wimindex := 0
 	if k.ISO != nil {
 		wimindex = k.ISO.WimIndex
 	}
-
-	steps := []struct {
-		name string
-		run  func() error
-	}{
+	return []buildStep{
 		{StepFetchISO, func() error {
-			return in.Fetcher.Fetch(ctx, in.ISO, in.ISO.SHA256, iso)
+			return in.Fetcher.Fetch(ctx, in.ISO, in.ISO.SHA256, b.iso)
 		}},
 		{StepExtractWIM, func() (err error) {
-			if wimPath, err = in.Tools.ExtractWIM(ctx, iso, work); err != nil {
+			if b.wimPath, err = in.Tools.ExtractWIM(ctx, b.iso, b.work); err != nil {
 				return fmt.Errorf("%w (the ISO is %s)", err, DescribeSource(in.ISO))
 			}
 			// The ISO can be several GiB; free the space before the disk
 			// grows.
-			return os.Remove(iso)
+			return os.Remove(b.iso)
 		}},
 		{StepChooseImage, func() error {
-			images, err := in.Tools.Images(ctx, wimPath)
+			images, err := in.Tools.Images(ctx, b.wimPath)
 			if err != nil {
 				return err
 			}
-			image, err = ChooseImage(images, wimindex, k.Image.Edition)
+			b.image, err = ChooseImage(images, wimindex, k.Image.Edition)
 			if err == nil {
-				logf("disk image: applying image %s", image)
+				b.logf("disk image: applying image %s", b.image)
 			}
 			return err
 		}},
 		{StepPayload, func() (err error) {
-			payload, err = StagePayload(ctx, in.Fetcher, sel, in.Platform, filepath.Join(work, "payload"))
-			for _, p := range payload.Placed {
-				logf("disk image: %s %s → %s (%d files, %d bytes, from %s)", p.Kind, p.Name, p.Path, p.Files, p.Bytes, p.Source)
+			b.payload, err = StagePayload(ctx, in.Fetcher, b.sel, in.Platform, filepath.Join(b.work, "payload"))
+			for _, p := range b.payload.Placed {
+				b.logf("disk image: %s %s → %s (%d files, %d bytes, from %s)", p.Kind, p.Name, p.Path, p.Files, p.Bytes, p.Source)
 			}
-			res.Placed = payload.Placed
 			return err
 		}},
 		{StepUnattend, func() (err error) {
-			doc, err = unattend.Render(in.Config, k, unattend.Options{Platform: in.Platform, Revision: in.Revision, Password: in.Password})
+			b.doc, err = unattend.Render(in.Config, k, unattend.Options{Platform: in.Platform, Revision: in.Revision, Password: in.Password})
 			if err != nil {
 				return err
 			}
 			for _, dst := range []string{"unattend.xml", "Windows/Panther/unattend.xml"} {
-				p := filepath.Join(payload.Dir, filepath.FromSlash(dst))
+				p := filepath.Join(b.payload.Dir, filepath.FromSlash(dst))
 				if _, err := os.Lstat(p); err == nil {
 					return fmt.Errorf("a package writes %s, where unattend.xml goes", toWindowsPath(dst))
 				}
@@ -266,91 +316,13 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 					return err
 				}
 				// 0600: the real document carries the Administrator password.
-				if err := os.WriteFile(p, doc.XML, 0o600); err != nil {
+				if err := os.WriteFile(p, b.doc.XML, 0o600); err != nil {
 					return err
 				}
 			}
-			if err := in.Tools.AddTree(ctx, wimPath, image.Index, payload.Dir); err != nil {
-				return err
-			}
-			// The image holds them now; the copies would only take space.
-			return os.RemoveAll(filepath.Dir(payload.Dir))
-		}},
-		{StepLayout, func() (err error) {
-			disk, err = Layout(ctx, filepath.Join(work, "disk.raw"), int64(k.Image.Size)<<30, style)
-			return err
-		}},
-		{StepFormatNTFS, func() error { return FormatNTFS(ctx, volume, disk.Windows, "Windows") }},
-		{StepApplyImage, func() error {
-			if err := in.Tools.ApplyImage(ctx, wimPath, image.Index, volume); err != nil {
-				return err
-			}
-			// The WIM can be several GiB; free the space before the disk
-			// grows.
-			return os.Remove(wimPath)
-		}},
-		{StepRegistry, func() error {
-			skipped, err := ApplyRegistryEdits(ctx, volume, EditsFor(k, sel))
-			if len(skipped) > 0 {
-				logf("disk image: services not in the image, not disabled: %s", strings.Join(skipped, ", "))
-			}
-			return err
-		}},
-		{StepBoot, func() error {
-			if _, err := BuildBCD(ctx, volume, disk, uefi); err != nil {
-				return err
-			}
-			if err := CopyBootManager(ctx, volume, disk.Path, disk, uefi); err != nil {
-				return err
-			}
-			if uefi {
-				// UEFI firmware reads the EFI system partition itself.
-				return nil
-			}
-			return WriteBIOSBootCode(ctx, disk.Path, disk)
-		}},
-		{StepSplice, func() error {
-			// Consumes the volume: the disk is built around it where the
-			// file system allows, instead of copying it in.
-			return MoveVolumeIntoDisk(ctx, volume, disk.Path, disk.Windows)
-		}},
-		{StepVHD, func() error {
-			var id [16]byte
-			if _, err := rand.Read(id[:]); err != nil {
-				return err
-			}
-			if err := vhd.WriteFixed(disk.Path, id, built); err != nil {
-				return err
-			}
-			// Read it back: the store step must never publish a disk
-			// whose footer does not check out.
-			_, size, err := vhd.ReadFixed(disk.Path)
-			if err != nil {
-				return err
-			}
-			if size != disk.Size {
-				return fmt.Errorf("vhd %s has virtual size %d, want %d", disk.Path, size, disk.Size)
-			}
-			res.Size = size + vhd.FooterSize
 			return nil
 		}},
-		{StepStore, func() error {
-			return in.Store.Put(ctx, disk.Path, name, map[string]string{
-				MetadataFingerprint: in.Fingerprint,
-				MetadataRevision:    in.Revision,
-				MetadataKey:         k.Name,
-			})
-		}},
 	}
-	for _, s := range steps {
-		if err := step(s.name, s.run); err != nil {
-			return res, err
-		}
-	}
-
-	res.UnattendRedacted = doc.Redacted
-	res.Manifest = newManifest(in, name, res.Size, built)
-	return res, nil
 }
 
 // checkInputs rejects inputs Build cannot work with before anything is
@@ -377,6 +349,11 @@ func checkInputs(in BuildInputs) error {
 		return fmt.Errorf("building disk image for key %s: no fingerprint", in.Key.Name)
 	case in.Key.Image.Size < 1:
 		return fmt.Errorf("building disk image for key %s: image.size %d GiB: must be at least 1", in.Key.Name, in.Key.Image.Size)
+	}
+	switch in.Builder {
+	case "", BuilderWimlib:
+	default:
+		return fmt.Errorf("building disk image for key %s: unknown builder %q (use %s or %s)", in.Key.Name, in.Builder, BuilderWimlib, BuilderDism)
 	}
 	if s := strings.ToLower(in.Key.Image.Partition); s != StyleMBR && s != StyleGPT {
 		return fmt.Errorf("building disk image for key %s: image.partition %q: must be MBR or GPT", in.Key.Name, in.Key.Image.Partition)

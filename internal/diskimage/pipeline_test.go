@@ -189,7 +189,7 @@ func pipelineInputs(t *testing.T, partition, iso string, store Store) BuildInput
 	}
 }
 
-var allSteps = []string{StepCheckStore, StepFetchISO, StepExtractWIM, StepChooseImage, StepPayload, StepUnattend,
+var allSteps = []string{StepCheckStore, StepFetchISO, StepExtractWIM, StepChooseImage, StepPayload, StepUnattend, StepAddFiles,
 	StepLayout, StepFormatNTFS, StepApplyImage, StepRegistry, StepBoot, StepSplice, StepVHD, StepStore}
 
 func stepNames(steps []StepTiming) []string {
@@ -446,7 +446,7 @@ func TestBuildFailures(t *testing.T) {
 			require.NoError(t, os.Chmod(fake, 0o755))
 			in.Tools.Wimlib = fake
 			return context.WithCancel(context.Background())
-		}, StepUnattend},
+		}, StepAddFiles},
 	}
 	// Cancelled between any two steps (what a cancelled job does): the
 	// error names the step that did not run, and nothing is left.
@@ -492,6 +492,10 @@ func TestBuildRejectsInputs(t *testing.T) {
 	in.Fingerprint = ""
 	_, err = Build(context.Background(), in)
 	assert.ErrorContains(t, err, "no fingerprint")
+	in = pipelineInputs(t, "MBR", "x.iso", LocalStore{Dir: t.TempDir()})
+	in.Builder = "packer"
+	_, err = Build(context.Background(), in)
+	assert.ErrorContains(t, err, `unknown builder "packer" (use wimlib or dism)`)
 	_, err = os.Stat(in.WorkDir)
 	assert.True(t, errors.Is(err, os.ErrNotExist))
 }
