@@ -119,7 +119,8 @@ type stepResult struct {
 
 // actionRun is one run of the composite action.
 type actionRun struct {
-	steps   []stepResult
+	artifacts map[string][]string // upload-artifact name → files, relative to its path
+	steps     []stepResult
 	failed  bool
 	outputs map[string]string // the action's declared outputs that were set
 	summary string            // every step's summary, as the job summary shows it
@@ -159,7 +160,14 @@ type runner struct {
 	workspace  string
 	env        []string // the runner's environment for every step
 	tmp        string   // per-run files: scripts, step outputs, summaries
+	// stepOutputs are the outputs of the steps with an id that ran.
+	stepOutputs map[string]map[string]string
+	// artifacts are the files each upload-artifact step uploaded, by name.
+	artifacts map[string][]string
 }
+
+// testToken is github.token in every run: the logs must never show it.
+const testToken = "ghs_cibRunnerTestToken0123456789"
 
 var exprPattern = regexp.MustCompile(`\$\{\{\s*(.*?)\s*\}\}`)
 
@@ -171,6 +179,19 @@ func (r *runner) value(expr string) string {
 		return r.actionPath
 	case expr == "runner.temp":
 		return runnerTemp
+	case expr == "runner.os":
+		return "Linux"
+	case expr == "github.token":
+		return testToken
+	case strings.HasPrefix(expr, "steps."):
+		m := stepOutputExpr.FindStringSubmatch(expr)
+		if m == nil {
+			r.t.Fatalf("${{ %s }}: only steps.<id>.outputs.<name> is supported", expr)
+		}
+		if !slices.ContainsFunc(r.action.Runs.Steps, func(s actionStep) bool { return s.ID == m[1] }) {
+			r.t.Fatalf("${{ %s }}: no step has id %q", expr, m[1])
+		}
+		return r.stepOutputs[m[1]][m[2]] // "" until the step has run, as on GitHub
 	case strings.HasPrefix(expr, "inputs."):
 		name := strings.TrimPrefix(expr, "inputs.")
 		v, ok := r.inputs[name]
@@ -190,9 +211,14 @@ func (r *runner) expand(s string) string {
 	})
 }
 
-var conditionPattern = regexp.MustCompile(`^(inputs\.[A-Za-z0-9_-]+)\s*(==|!=)\s*'([^']*)'$`)
+var (
+	conditionPattern = regexp.MustCompile(`^((?:inputs|steps|runner)(?:\.[A-Za-z0-9_-]+)+)\s*(==|!=)\s*'([^']*)'$`)
+	stepOutputExpr   = regexp.MustCompile(`^steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)$`)
+	pinnedUses       = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40}$`)
+)
 
-// condition evaluates an if: of the form inputs.x == 'literal' (or !=).
+// condition evaluates an if: of the form x == 'literal' (or !=), x being
+// an input, a step output or runner.os.
 // Like GitHub, it compares strings ignoring case. Status functions are not
 // supported: a step with an if: runs only after every earlier step
 // succeeded, as with the implicit success().
@@ -221,8 +247,10 @@ func (r *runner) check() {
 			r.t.Fatalf("step %q has both run: and uses:", s.title(i))
 		case s.Uses == "" && s.Run == "":
 			r.t.Fatalf("step %q has neither run: nor uses:", s.title(i))
-		case s.Uses != "" && !strings.HasPrefix(s.Uses, "actions/setup-go@"):
-			r.t.Fatalf("step %q uses %s: the runner test knows only actions/setup-go", s.title(i), s.Uses)
+		case s.Uses != "" && !strings.HasPrefix(s.Uses, "actions/setup-go@") && !strings.HasPrefix(s.Uses, "actions/upload-artifact@"):
+			r.t.Fatalf("step %q uses %s: the runner test knows only actions/setup-go and actions/upload-artifact", s.title(i), s.Uses)
+		case s.Uses != "" && !pinnedUses.MatchString(s.Uses):
+			r.t.Fatalf("step %q uses %s: third-party actions are pinned by commit SHA", s.title(i), s.Uses)
 		case s.Run != "" && s.Shell != "bash":
 			r.t.Fatalf("step %q: shell %q; the runner test runs shell: bash only", s.title(i), s.Shell)
 		}
@@ -243,7 +271,9 @@ func (r *runner) run() *actionRun {
 	t.Helper()
 	r.check()
 	res := &actionRun{outputs: map[string]string{}}
-	stepOutputs := map[string]map[string]string{}
+	r.stepOutputs = map[string]map[string]string{}
+	r.artifacts = map[string][]string{}
+	stepOutputs := r.stepOutputs
 	for i, s := range r.action.Runs.Steps {
 		sr := stepResult{step: s, title: s.title(i), status: "skipped"}
 		switch {
@@ -268,6 +298,7 @@ func (r *runner) run() *actionRun {
 	for _, s := range res.steps {
 		res.summary += s.summary
 	}
+	res.artifacts = r.artifacts
 	for name, o := range r.action.Outputs {
 		m := outputPattern.FindStringSubmatch(strings.TrimSpace(o.Value))
 		if m == nil {
@@ -282,11 +313,16 @@ func (r *runner) run() *actionRun {
 
 var outputPattern = regexp.MustCompile(`^\$\{\{\s*steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)\s*\}\}$`)
 
-// uses handles a uses: step. Only actions/setup-go is known, and it is not
-// run: the Go that runs this test is already there. Its files must exist,
-// or setup-go would fail on the runner.
+// uses handles a uses: step. actions/setup-go is not run: the Go that
+// runs this test is already there; its files must exist, or setup-go
+// would fail on the runner. actions/upload-artifact collects the files
+// under path (failing as it would when if-no-files-found is error and
+// there are none).
 func (r *runner) uses(s actionStep) string {
 	r.t.Helper()
+	if strings.HasPrefix(s.Uses, "actions/upload-artifact@") {
+		return r.uploadArtifact(s)
+	}
 	for k, v := range s.With {
 		v = r.expand(v)
 		if k == "go-version-file" || k == "cache-dependency-path" {
@@ -296,6 +332,33 @@ func (r *runner) uses(s actionStep) string {
 		}
 	}
 	return "skipped: Go is already installed"
+}
+
+func (r *runner) uploadArtifact(s actionStep) string {
+	r.t.Helper()
+	name, path := r.expand(s.With["name"]), r.expand(s.With["path"])
+	if name == "" || path == "" {
+		r.t.Fatalf("upload-artifact: name %q and path %q must both be set", name, path)
+	}
+	var files []string
+	err := filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(path, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.t.Fatal(err)
+	}
+	if len(files) == 0 && s.With["if-no-files-found"] == "error" {
+		r.t.Errorf("upload-artifact %s: no files under %s (if-no-files-found: error fails the job)", name, path)
+	}
+	r.artifacts[name] = files
+	return fmt.Sprintf("uploaded artifact %s: %s", name, strings.Join(files, ", "))
 }
 
 // build memoizes the action's build step: every case compiles the same
@@ -532,12 +595,21 @@ func recordsBranch(t *testing.T, root string) string {
 // over the defaults.
 func runAction(t *testing.T, root string, ws workspace, message string, inputs map[string]string) *actionRun {
 	t.Helper()
-	actionPath := filepath.Join(root, "actions", "plan")
+	return runNamedAction(t, root, "plan", ws, message, inputs)
+}
+
+// runNamedAction runs actions/<name> in ws for a push of ws.sha, with
+// inputs over the defaults (whose expressions are evaluated, as GitHub
+// does for ${{ github.token }}).
+func runNamedAction(t *testing.T, root, action string, ws workspace, message string, inputs map[string]string) *actionRun {
+	t.Helper()
+	actionPath := filepath.Join(root, "actions", action)
 	a := loadAction(t, filepath.Join(actionPath, "action.yml"))
 	values := map[string]string{}
+	defaults := &runner{t: t, action: a, actionPath: actionPath}
 	for name, in := range a.Inputs {
 		if in.Default != nil {
-			values[name] = *in.Default
+			values[name] = defaults.expand(*in.Default)
 		}
 	}
 	for name, v := range inputs {
