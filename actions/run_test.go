@@ -121,9 +121,9 @@ type stepResult struct {
 type actionRun struct {
 	artifacts map[string][]string // upload-artifact name → files, relative to its path
 	steps     []stepResult
-	failed  bool
-	outputs map[string]string // the action's declared outputs that were set
-	summary string            // every step's summary, as the job summary shows it
+	failed    bool
+	outputs   map[string]string // the action's declared outputs that were set
+	summary   string            // every step's summary, as the job summary shows it
 }
 
 // step returns the first step the predicate matches; the test fails
