@@ -3,38 +3,13 @@ package diskimage
 import (
 	"context"
 	"crypto/rand"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// buildWindowsWIM captures a one-image WIM shaped like a Windows install
-// image, with the directories real images have and PutFile writes into
-// (Windows\Panther, Windows\Temp), plus extra files from extra. It reuses
-// the helpers of fixtures_test.go; buildFixture's tree is not used because
-// it lacks those directories and needs ISO tools this test does not.
-func buildWindowsWIM(t *testing.T, extra map[string][]byte) string {
-	t.Helper()
-	wimlib := requireTool(t, "wimtools", "wimlib-imagex")
-	root := t.TempDir()
-	tree := filepath.Join(root, "image")
-	for path, content := range windowsPlaceholders {
-		writeFile(t, filepath.Join(tree, filepath.FromSlash(path)), content)
-	}
-	for _, d := range []string{"Windows/Panther", "Windows/Temp"} {
-		if err := os.MkdirAll(filepath.Join(tree, filepath.FromSlash(d)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for path, content := range extra {
-		writeFile(t, filepath.Join(tree, filepath.FromSlash(path)), string(content))
-	}
-	wim := filepath.Join(root, "install.wim")
-	mustRun(t, wimlib, "capture", tree, wim, "Windows 10 Pro", "--compress=none")
-	return wim
-}
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
+)
 
 func ntfsOutput(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -46,13 +21,13 @@ func ntfsOutput(t *testing.T, name string, args ...string) string {
 }
 
 func TestApplyPutSplice(t *testing.T) {
-	requireNTFSTools(t)
+	diskimagetest.RequireNTFSTools(t)
 	tools := testTools(t)
-	wim := buildWindowsWIM(t, nil)
+	wim := diskimagetest.BuildWindowsWIM(t, nil)
 	for _, style := range []string{StyleMBR, StyleGPT} {
 		t.Run(style, func(t *testing.T) {
 			if style == StyleGPT {
-				requireTool(t, "dosfstools", "mkfs.fat")
+				diskimagetest.RequireTool(t, "dosfstools", "mkfs.fat")
 			}
 			ctx := context.Background()
 			dir := t.TempDir()
@@ -70,9 +45,9 @@ func TestApplyPutSplice(t *testing.T) {
 
 			unattend := filepath.Join(dir, "unattend.xml")
 			unattendXML := `<?xml version="1.0" encoding="utf-8"?><unattend xmlns="urn:schemas-microsoft-com:unattend"/>`
-			writeFile(t, unattend, unattendXML)
+			diskimagetest.WriteFile(t, unattend, unattendXML)
 			pkg := filepath.Join(dir, "x.msi")
-			writeFile(t, pkg, "placeholder msi")
+			diskimagetest.WriteFile(t, pkg, "placeholder msi")
 			for src, dst := range map[string]string{
 				unattend: `unattend.xml`,
 				pkg:      `C:\Windows\Temp\x.msi`[3:],
@@ -123,9 +98,9 @@ func TestApplyPutSplice(t *testing.T) {
 }
 
 func TestPutFileErrors(t *testing.T) {
-	requireNTFSTools(t)
+	diskimagetest.RequireNTFSTools(t)
 	tools := testTools(t)
-	wim := buildWindowsWIM(t, nil)
+	wim := diskimagetest.BuildWindowsWIM(t, nil)
 	ctx := context.Background()
 	dir := t.TempDir()
 	vol := filepath.Join(dir, "windows.ntfs")
@@ -136,7 +111,7 @@ func TestPutFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := filepath.Join(dir, "a.txt")
-	writeFile(t, src, "a")
+	diskimagetest.WriteFile(t, src, "a")
 	for _, tc := range []struct{ src, dst, want string }{
 		{src, `Packages\a.txt`, `directory \Packages does not exist`},
 		{src, `Windows\Temp`, `is a directory`},
@@ -154,13 +129,13 @@ func TestPutFileErrors(t *testing.T) {
 }
 
 func TestApplyImageErrors(t *testing.T) {
-	requireNTFSTools(t)
+	diskimagetest.RequireNTFSTools(t)
 	tools := testTools(t)
 	big := make([]byte, 40<<20) // random, so nothing can shrink it
 	if _, err := rand.Read(big); err != nil {
 		t.Fatal(err)
 	}
-	wim := buildWindowsWIM(t, map[string][]byte{"Windows/System32/big.dll": big})
+	wim := diskimagetest.BuildWindowsWIM(t, map[string][]byte{"Windows/System32/big.dll": big})
 	small := Partition{Start: 1 << 20, Size: 16 << 20}
 	roomy := Partition{Start: 1 << 20, Size: 128 << 20}
 

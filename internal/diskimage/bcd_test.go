@@ -15,6 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
 // bcdImage builds a WIM whose image carries a minimal BCD-Template (root
@@ -23,21 +25,21 @@ import (
 // for the Windows partition of a disk laid out in style.
 func bcdImage(t *testing.T, style string) (Disk, string) {
 	t.Helper()
-	requireNTFSTools(t)
-	requireHiveTools(t)
-	requireTool(t, "mtools", "mcopy")
-	requireTool(t, "dosfstools", "mkfs.fat")
+	diskimagetest.RequireNTFSTools(t)
+	diskimagetest.RequireHiveTools(t)
+	diskimagetest.RequireTool(t, "mtools", "mcopy")
+	diskimagetest.RequireTool(t, "dosfstools", "mkfs.fat")
 	tools := testTools(t)
 	dir := t.TempDir()
 	tmpl := filepath.Join(dir, "BCD-Template")
-	writeHive(t, tmpl, &regKey{name: "ROOT", subkeys: []*regKey{{name: "Description"}, {name: "Objects"}}})
+	diskimagetest.WriteHive(t, tmpl, &diskimagetest.RegKey{Name: "ROOT", Subkeys: []*diskimagetest.RegKey{{Name: "Description"}, {Name: "Objects"}}})
 	// The regf writer stores only DWORDs; the KeyName string is merged in.
 	reg := filepath.Join(dir, "keyname.reg")
-	writeFile(t, reg, "Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\BCD\\Description]\n\"KeyName\"=\"BCD00000001\"\n")
-	mustRun(t, "hivexregedit", "--merge", "--prefix", `HKEY_LOCAL_MACHINE\BCD`, tmpl, reg)
+	diskimagetest.WriteFile(t, reg, "Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\BCD\\Description]\n\"KeyName\"=\"BCD00000001\"\n")
+	diskimagetest.MustRun(t, "hivexregedit", "--merge", "--prefix", `HKEY_LOCAL_MACHINE\BCD`, tmpl, reg)
 	b, err := os.ReadFile(tmpl)
 	require.NoError(t, err)
-	wim := buildWindowsWIM(t, map[string][]byte{
+	wim := diskimagetest.BuildWindowsWIM(t, map[string][]byte{
 		"Windows/System32/config/BCD-Template": b,
 		"Windows/Boot/PCAT/bootmgr":            []byte("placeholder PCAT bootmgr"),
 		"Windows/Boot/EFI/bootmgfw.efi":        []byte("placeholder bootmgfw.efi"),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
 // The benchmarks below measure the builder's overhead (spec goal: "the
@@ -94,7 +95,7 @@ func benchWIM(b *testing.B, dir string, v benchVariant) string {
 	wimlib := benchTool(b, "wimtools", "wimlib-imagex")
 	hivexregedit := benchTool(b, "libwin-hivex-perl", "hivexregedit")
 	tree := filepath.Join(dir, "image")
-	for path, content := range windowsPlaceholders {
+	for path, content := range diskimagetest.WindowsPlaceholders {
 		benchWrite(b, filepath.Join(tree, filepath.FromSlash(path)), []byte(content))
 	}
 	for _, d := range []string{"Windows/Panther", "Windows/Temp"} {
@@ -102,11 +103,11 @@ func benchWIM(b *testing.B, dir string, v benchVariant) string {
 			b.Fatal(err)
 		}
 	}
-	// As buildPipelineFixture does, with the same hives.
-	benchWrite(b, filepath.Join(tree, "Windows", "System32", "config", "SYSTEM"), regfBytes(testSystemHive()))
-	benchWrite(b, filepath.Join(tree, "Users", "Default", "NTUSER.DAT"), regfBytes(&regKey{name: "ROOT"}))
+	// As diskimagetest.BuildPipelineFixture does, with the same hives.
+	benchWrite(b, filepath.Join(tree, "Windows", "System32", "config", "SYSTEM"), diskimagetest.RegfBytes(diskimagetest.TestSystemHive()))
+	benchWrite(b, filepath.Join(tree, "Users", "Default", "NTUSER.DAT"), diskimagetest.RegfBytes(&diskimagetest.RegKey{Name: "ROOT"}))
 	tmpl := filepath.Join(tree, "Windows", "System32", "config", "BCD-Template")
-	benchWrite(b, tmpl, regfBytes(&regKey{name: "ROOT", subkeys: []*regKey{{name: "Description"}, {name: "Objects"}}}))
+	benchWrite(b, tmpl, diskimagetest.RegfBytes(&diskimagetest.RegKey{Name: "ROOT", Subkeys: []*diskimagetest.RegKey{{Name: "Description"}, {Name: "Objects"}}}))
 	reg := filepath.Join(dir, "keyname.reg")
 	benchWrite(b, reg, []byte("Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\BCD\\Description]\n\"KeyName\"=\"BCD00000001\"\n"))
 	benchRun(b, hivexregedit, "--merge", "--prefix", `HKEY_LOCAL_MACHINE\BCD`, tmpl, reg)

@@ -15,54 +15,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
 // grubTestDir is where grub-pc-bin installs boot.img and the modules on
 // Debian, the tests' platform. WriteBIOSBootCode asks grub-mkimage; the
 // tests read the expected boot.img from here independently.
 const grubTestDir = "/usr/lib/grub/i386-pc"
-
-// bootMarker is what the fake bootmgr writes to COM1.
-const bootMarker = "CIB-BOOTMGR-OK"
-
-// fakeBootmgr is a stand-in for Windows' bootmgr: 16-bit real-mode code
-// that GRUB's ntldr loads at 2000:0000 and jumps to (CS=0x2000, IP=0, DS=0).
-// It writes bootMarker and CRLF to COM1, waiting for the UART's transmit
-// holding register to be empty before each byte, then writes to QEMU's
-// isa-debug-exit port 0xF4 (QEMU exits with status (1<<1)|1 = 3), and,
-// should that port be absent, halts with interrupts off. It is padded with
-// zeros to 16 KiB so that NTFS stores it non-resident (in clusters outside
-// the MFT), as it stores the real, 400 KiB bootmgr.
-func fakeBootmgr() []byte {
-	msg := append([]byte(bootMarker+"\r\n"), 0)
-	code := []byte{
-		0x0E,             // 00: push cs
-		0x1F,             // 01: pop ds          ; DS = CS, to address msg
-		0xFC,             // 02: cld
-		0xBE, 0x21, 0x00, // 03: mov si, msg (0x21)
-		0xBA, 0xFD, 0x03, // 06: next: mov dx, 0x3FD ; COM1 line status
-		0xEC,       // 09: wait: in al, dx
-		0xA8, 0x20, // 0A: test al, 0x20     ; transmit holding register empty?
-		0x74, 0xFB, // 0C: jz wait
-		0xAC,       // 0E: lodsb
-		0x84, 0xC0, // 0F: test al, al
-		0x74, 0x06, // 11: jz done
-		0xBA, 0xF8, 0x03, // 13: mov dx, 0x3F8 ; COM1 data
-		0xEE,       // 16: out dx, al
-		0xEB, 0xED, // 17: jmp next
-		0xB0, 0x01, // 19: done: mov al, 1
-		0xE6, 0xF4, // 1B: out 0xF4, al    ; isa-debug-exit
-		0xFA,       // 1D: stop: cli
-		0xF4,       // 1E: hlt
-		0xEB, 0xFD, // 1F: jmp stop+1
-	}
-	if len(code) != 0x21 {
-		panic("fakeBootmgr: msg offset is wrong")
-	}
-	b := make([]byte, 16<<10)
-	copy(b, append(code, msg...))
-	return b
-}
 
 // expectedBootImg is boot.img patched as grub-bios-setup patches it for a
 // hard disk with core.img at sector 1, computed here from GRUB's boot.h
@@ -81,7 +41,7 @@ func expectedBootImg(t *testing.T) []byte {
 
 func requireGRUB(t *testing.T) {
 	t.Helper()
-	requireTool(t, "grub-pc-bin", "grub-mkimage")
+	diskimagetest.RequireTool(t, "grub-pc-bin", "grub-mkimage")
 	if _, err := os.Stat(filepath.Join(grubTestDir, "boot.img")); err != nil {
 		msg := "no " + grubTestDir + "/boot.img: apt-get install -y grub-pc-bin"
 		if os.Getenv("CI") == "true" {
@@ -285,7 +245,7 @@ func TestWriteBIOSBootCodeRejects(t *testing.T) {
 func bootMBRDisk(t *testing.T, size int64, withBootmgr bool) string {
 	t.Helper()
 	requireGRUB(t)
-	requireNTFSTools(t)
+	diskimagetest.RequireNTFSTools(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk.raw")
@@ -299,7 +259,7 @@ func bootMBRDisk(t *testing.T, size int64, withBootmgr bool) string {
 	}
 	if withBootmgr {
 		local := filepath.Join(dir, "bootmgr")
-		if err := os.WriteFile(local, fakeBootmgr(), 0o644); err != nil {
+		if err := os.WriteFile(local, diskimagetest.FakeBootmgr(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := PutFile(ctx, vol, local, "bootmgr"); err != nil {
@@ -348,7 +308,7 @@ func logClusters(t *testing.T, vol, p string, part Partition) {
 // is killed; timedOut says which.
 func qemuBoot(t *testing.T, disk string, timeout time.Duration) (serial string, exitCode int, timedOut bool) {
 	t.Helper()
-	qemu := requireTool(t, "qemu-system-x86", "qemu-system-i386")
+	qemu := diskimagetest.RequireTool(t, "qemu-system-x86", "qemu-system-i386")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out, stderr bytes.Buffer
@@ -387,8 +347,8 @@ func testBIOSBoot(t *testing.T, size int64) {
 	disk := bootMBRDisk(t, size, true)
 	serial, code, timedOut := qemuBoot(t, disk, 60*time.Second)
 	t.Logf("COM1:\n%s", serial)
-	if !strings.Contains(serial, bootMarker) {
-		t.Fatalf("the fake bootmgr did not run: no %q on COM1", bootMarker)
+	if !strings.Contains(serial, diskimagetest.BootMarker) {
+		t.Fatalf("the fake bootmgr did not run: no %q on COM1", diskimagetest.BootMarker)
 	}
 	// isa-debug-exit makes QEMU exit with (value<<1)|1: 3 for the 1 the
 	// fake bootmgr writes once it has printed the marker.
@@ -401,8 +361,8 @@ func TestBIOSBootQEMUNoBootmgr(t *testing.T) {
 	disk := bootMBRDisk(t, gib, false)
 	serial, code, timedOut := qemuBoot(t, disk, 60*time.Second)
 	t.Logf("COM1:\n%s", serial)
-	if strings.Contains(serial, bootMarker) {
-		t.Fatalf("%q on COM1 from a disk without bootmgr", bootMarker)
+	if strings.Contains(serial, diskimagetest.BootMarker) {
+		t.Fatalf("%q on COM1 from a disk without bootmgr", diskimagetest.BootMarker)
 	}
 	if !strings.Contains(serial, grubBootFailure) {
 		t.Fatalf("no GRUB failure message %q on COM1", grubBootFailure)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
 func TestEditsFor(t *testing.T) {
@@ -66,32 +67,23 @@ func TestApplyRegistryEditsNothingToDo(t *testing.T) {
 	assert.Empty(t, skipped)
 }
 
-// requireHiveTools skips (or, in CI, fails) when hivex's programs are
-// missing.
-func requireHiveTools(t *testing.T) {
-	t.Helper()
-	requireTool(t, "libhivex-bin", "hivexget")
-	requireTool(t, "libhivex-bin", "hivexsh")
-	requireTool(t, "libwin-hivex-perl", "hivexregedit")
-}
-
 // hiveVolume applies a WIM carrying the given SYSTEM hive and an empty
 // default-user hive to a fresh NTFS volume and returns the volume's path.
-func hiveVolume(t *testing.T, system *regKey) string {
+func hiveVolume(t *testing.T, system *diskimagetest.RegKey) string {
 	t.Helper()
-	requireNTFSTools(t)
-	requireHiveTools(t)
+	diskimagetest.RequireNTFSTools(t)
+	diskimagetest.RequireHiveTools(t)
 	tools := testTools(t)
 	dir := t.TempDir()
 	sys, user := filepath.Join(dir, "SYSTEM"), filepath.Join(dir, "NTUSER.DAT")
-	writeHive(t, sys, system)
-	writeHive(t, user, &regKey{name: "ROOT"})
+	diskimagetest.WriteHive(t, sys, system)
+	diskimagetest.WriteHive(t, user, &diskimagetest.RegKey{Name: "ROOT"})
 	read := func(p string) []byte {
 		b, err := os.ReadFile(p)
 		require.NoError(t, err)
 		return b
 	}
-	wim := buildWindowsWIM(t, map[string][]byte{
+	wim := diskimagetest.BuildWindowsWIM(t, map[string][]byte{
 		"Windows/System32/config/SYSTEM": read(sys),
 		"Users/Default/NTUSER.DAT":       read(user),
 	})
@@ -122,7 +114,7 @@ func hiveValue(t *testing.T, hive, key, name string) (string, bool) {
 }
 
 func TestApplyRegistryEdits(t *testing.T) {
-	vol := hiveVolume(t, testSystemHive())
+	vol := hiveVolume(t, diskimagetest.TestSystemHive())
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where ApplyRegistryEdits keeps its copies
 
@@ -162,10 +154,10 @@ func TestApplyRegistryEdits(t *testing.T) {
 // The control set edited is the one Select\Current names, not always
 // ControlSet001.
 func TestApplyRegistryEditsCurrentControlSet(t *testing.T) {
-	h := testSystemHive()
-	h.subkeys[0].values[0].data = 2 // Select\Current
-	h.subkeys = append(h.subkeys, &regKey{name: "ControlSet002", subkeys: []*regKey{
-		{name: "Services", subkeys: []*regKey{{name: "Sense", values: []regDword{{"Start", 3}}}}},
+	h := diskimagetest.TestSystemHive()
+	h.Subkeys[0].Values[0].Data = 2 // Select\Current
+	h.Subkeys = append(h.Subkeys, &diskimagetest.RegKey{Name: "ControlSet002", Subkeys: []*diskimagetest.RegKey{
+		{Name: "Services", Subkeys: []*diskimagetest.RegKey{{Name: "Sense", Values: []diskimagetest.RegDword{{Name: "Start", Data: 3}}}}},
 	}})
 	vol := hiveVolume(t, h)
 	skipped, err := ApplyRegistryEdits(context.Background(), vol, RegistryEdits{
@@ -191,14 +183,14 @@ func TestApplyRegistryEditsCurrentControlSet(t *testing.T) {
 	user := hiveFromVolume(t, vol, "/Users/Default/NTUSER.DAT")
 	b, err := os.ReadFile(user)
 	require.NoError(t, err)
-	assert.Equal(t, regfBytes(&regKey{name: "ROOT"}), b)
+	assert.Equal(t, diskimagetest.RegfBytes(&diskimagetest.RegKey{Name: "ROOT"}), b)
 }
 
 func TestApplyRegistryEditsMissingHive(t *testing.T) {
-	requireNTFSTools(t)
-	requireHiveTools(t)
+	diskimagetest.RequireNTFSTools(t)
+	diskimagetest.RequireHiveTools(t)
 	tools := testTools(t)
-	wim := buildWindowsWIM(t, nil) // placeholder text, not hives
+	wim := diskimagetest.BuildWindowsWIM(t, nil) // placeholder text, not hives
 	ctx := context.Background()
 	vol := filepath.Join(t.TempDir(), "windows.ntfs")
 	require.NoError(t, FormatNTFS(ctx, vol, Partition{Number: 1, Start: 1 << 20, Size: 64 << 20, Type: TypeMBRNTFS}, "Windows"))

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
 // dirNames lists a directory so tests can check that a failed extraction
@@ -33,13 +35,13 @@ func dirNames(t *testing.T, dir string) []string {
 func outDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "keep.txt"), "not ours")
+	diskimagetest.WriteFile(t, filepath.Join(dir, "keep.txt"), "not ours")
 	return dir
 }
 
 func TestExtractWIM(t *testing.T) {
 	tools := testTools(t)
-	f := buildFixture(t)
+	f := diskimagetest.BuildFixture(t)
 	want, err := os.ReadFile(f.WIM)
 	require.NoError(t, err)
 
@@ -61,7 +63,7 @@ func TestExtractWIM(t *testing.T) {
 // read the genisoimage -udf image through UDF, not its ISO9660 bridge.
 func TestUDFFixtureOpensAsUDF(t *testing.T) {
 	tools := testTools(t)
-	f := buildFixture(t)
+	f := diskimagetest.BuildFixture(t)
 	out, err := exec.Command(tools.SevenZip, "l", "-slt", "--", f.UDF).CombinedOutput()
 	require.NoError(t, err, string(out))
 	typ, paths := parseListing(out)
@@ -71,7 +73,7 @@ func TestUDFFixtureOpensAsUDF(t *testing.T) {
 
 func TestExtractESD(t *testing.T) {
 	tools := testTools(t)
-	f := buildFixture(t)
+	f := diskimagetest.BuildFixture(t)
 	want, err := os.ReadFile(f.ESD)
 	require.NoError(t, err)
 
@@ -117,7 +119,7 @@ func TestExtractWIMMissingISO(t *testing.T) {
 
 func TestExtractWIMNotWindowsISO(t *testing.T) {
 	tools := testTools(t)
-	f := buildFixture(t)
+	f := diskimagetest.BuildFixture(t)
 	dir := outDir(t)
 	_, err := tools.ExtractWIM(context.Background(), f.NoWIMISO, dir)
 	require.Error(t, err)
@@ -127,7 +129,7 @@ func TestExtractWIMNotWindowsISO(t *testing.T) {
 
 func TestExtractWIMCancelledBeforeStart(t *testing.T) {
 	tools := testTools(t)
-	f := buildFixture(t)
+	f := diskimagetest.BuildFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := outDir(t)
@@ -142,7 +144,7 @@ func TestExtractWIMCancelledBeforeStart(t *testing.T) {
 // file and hangs, as a large copy would. The partial file must not survive.
 func TestExtractWIMCancelledDuringExtraction(t *testing.T) {
 	tools := testTools(t)
-	f := buildFixture(t)
+	f := diskimagetest.BuildFixture(t)
 	wrapper := filepath.Join(t.TempDir(), "slow7z")
 	script := `#!/bin/sh
 if [ "$1" = x ]; then

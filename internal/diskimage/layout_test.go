@@ -12,6 +12,8 @@ import (
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
+
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
 const testDiskSize = 2 << 30
@@ -81,7 +83,7 @@ func TestLayoutMBR(t *testing.T) {
 }
 
 func TestLayoutGPT(t *testing.T) {
-	requireTool(t, "dosfstools", "mkfs.fat")
+	diskimagetest.RequireTool(t, "dosfstools", "mkfs.fat")
 	path := filepath.Join(t.TempDir(), "disk.raw")
 	d, err := Layout(context.Background(), path, testDiskSize, StyleGPT)
 	if err != nil {
@@ -191,7 +193,7 @@ func TestLayoutCancelledAndExisting(t *testing.T) {
 		}
 	}
 	existing := filepath.Join(dir, "existing.raw")
-	writeFile(t, existing, "keep me")
+	diskimagetest.WriteFile(t, existing, "keep me")
 	if _, err := Layout(context.Background(), existing, 1<<30, StyleMBR); err == nil {
 		t.Error("Layout over an existing file succeeded")
 	}

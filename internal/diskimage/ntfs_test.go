@@ -10,15 +10,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// requireNTFSTools skips (or, in CI, fails) when ntfs-3g is missing.
-func requireNTFSTools(t *testing.T) {
-	t.Helper()
-	for _, name := range []string{"mkntfs", "ntfscp", "ntfsinfo", "ntfsls", "ntfscat"} {
-		requireTool(t, "ntfs-3g", name)
-	}
-}
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
+)
 
 // checkNTFSBoot asserts that b (a partition's first sector) is an NTFS boot
 // sector whose hidden-sectors field is startSector.
@@ -50,7 +44,7 @@ func readAt(t *testing.T, path string, off int64, n int) []byte {
 }
 
 func TestFormatNTFS(t *testing.T) {
-	requireNTFSTools(t)
+	diskimagetest.RequireNTFSTools(t)
 	vol := filepath.Join(t.TempDir(), "windows.ntfs")
 	p := Partition{Number: 3, Start: 117 << 20, Size: 64 << 20}
 	if err := FormatNTFS(context.Background(), vol, p, "Windows"); err != nil {
@@ -77,7 +71,7 @@ func TestFormatNTFS(t *testing.T) {
 }
 
 func TestFormatNTFSCancelled(t *testing.T) {
-	requireNTFSTools(t)
+	diskimagetest.RequireNTFSTools(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -89,7 +83,7 @@ func TestFormatNTFSCancelled(t *testing.T) {
 }
 
 func TestFormatNTFSFails(t *testing.T) {
-	requireNTFSTools(t)
+	diskimagetest.RequireNTFSTools(t)
 	dir := t.TempDir()
 	// Too small for any NTFS volume: mkntfs refuses, and the error says so.
 	err := FormatNTFS(context.Background(), filepath.Join(dir, "v.ntfs"), Partition{Start: 1 << 20, Size: 64 << 10}, "W")

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
 func TestChooseSource(t *testing.T) {
@@ -55,9 +56,9 @@ func TestVolumeRel(t *testing.T) {
 func TestStagePayloadRefusesBadEntries(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain.txt")
-	writeFile(t, plain, "not a zip")
-	slip := makeZip(t, filepath.Join(dir, "slip.zip"), map[string]string{"../../evil.txt": "x"})
-	a := makeZip(t, filepath.Join(dir, "a.zip"), map[string]string{"same.txt": "a"})
+	diskimagetest.WriteFile(t, plain, "not a zip")
+	slip := diskimagetest.MakeZip(t, filepath.Join(dir, "slip.zip"), map[string]string{"../../evil.txt": "x"})
+	a := diskimagetest.MakeZip(t, filepath.Join(dir, "a.zip"), map[string]string{"same.txt": "a"})
 	local := func(p string) []config.Location { return []config.Location{{Platform: "local", Path: p}} }
 	for _, tc := range []struct {
 		name string
@@ -94,7 +95,7 @@ func TestStagePayloadRefusesBadEntries(t *testing.T) {
 func TestStagePayloadPlainDriver(t *testing.T) {
 	dir := t.TempDir()
 	inf := filepath.Join(dir, "net.inf")
-	writeFile(t, inf, "[Version]")
+	diskimagetest.WriteFile(t, inf, "[Version]")
 	p, err := StagePayload(context.Background(), &Fetcher{}, config.Selected{Drivers: []config.Driver{
 		{Name: "net", Sources: []config.Location{{Platform: "local", Path: inf}}},
 	}}, "azure", filepath.Join(dir, "out"))

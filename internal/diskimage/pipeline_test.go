@@ -1,12 +1,8 @@
 package diskimage
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -23,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 	"github.com/cib-project/cib/internal/vhd"
 )
 
@@ -31,130 +28,16 @@ type pipelinePassword string
 
 func (p pipelinePassword) Password() (string, error) { return string(p), nil }
 
-// pipelineFixture is an installation ISO whose install.wim holds the
-// minimum a Build touches: valid SYSTEM, default-user and BCD-Template
-// hives, the boot managers, and Windows\Panther.
-type pipelineFixture struct {
-	ISO, NoWIMISO string
-}
-
-func buildPipelineFixture(t *testing.T) pipelineFixture {
-	t.Helper()
-	requireNTFSTools(t)
-	requireHiveTools(t)
-	requireTool(t, "mtools", "mcopy")
-	requireTool(t, "dosfstools", "mkfs.fat")
-	xorriso := requireTool(t, "xorriso", "xorriso")
-	dir := t.TempDir()
-	read := func(p string) []byte {
-		b, err := os.ReadFile(p)
-		require.NoError(t, err)
-		return b
-	}
-	sys, user, tmpl := filepath.Join(dir, "SYSTEM"), filepath.Join(dir, "NTUSER.DAT"), filepath.Join(dir, "BCD-Template")
-	writeHive(t, sys, testSystemHive())
-	writeHive(t, user, &regKey{name: "ROOT"})
-	// As bcdImage does: the regf writer stores only DWORDs, so the
-	// Description\KeyName string is merged in with hivexregedit.
-	writeHive(t, tmpl, &regKey{name: "ROOT", subkeys: []*regKey{{name: "Description"}, {name: "Objects"}}})
-	reg := filepath.Join(dir, "keyname.reg")
-	writeFile(t, reg, "Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\BCD\\Description]\n\"KeyName\"=\"BCD00000001\"\n")
-	mustRun(t, "hivexregedit", "--merge", "--prefix", `HKEY_LOCAL_MACHINE\BCD`, tmpl, reg)
-	wim := buildWindowsWIM(t, map[string][]byte{
-		"Windows/System32/config/SYSTEM":       read(sys),
-		"Users/Default/NTUSER.DAT":             read(user),
-		"Windows/System32/config/BCD-Template": read(tmpl),
-		// A real-mode program that says it was loaded, so that a BIOS
-		// boot of the built disk shows GRUB found and started it.
-		"Windows/Boot/PCAT/bootmgr":     fakeBootmgr(),
-		"Windows/Boot/EFI/bootmgfw.efi": []byte("placeholder bootmgfw.efi"),
-	})
-	withWIM := filepath.Join(dir, "iso-wim")
-	writeFile(t, filepath.Join(withWIM, "setup.exe"), "placeholder setup")
-	writeFile(t, filepath.Join(withWIM, "sources", "install.wim"), string(read(wim)))
-	noWIM := filepath.Join(dir, "iso-nowim")
-	writeFile(t, filepath.Join(noWIM, "setup.exe"), "placeholder setup")
-	writeFile(t, filepath.Join(noWIM, "sources", "boot.wim"), "not the install image")
-	f := pipelineFixture{ISO: filepath.Join(dir, "win.iso"), NoWIMISO: filepath.Join(dir, "nowim.iso")}
-	mustRun(t, xorriso, "-as", "mkisofs", "-quiet", "-o", f.ISO, "-V", "CIB_TEST", "-J", withWIM)
-	mustRun(t, xorriso, "-as", "mkisofs", "-quiet", "-o", f.NoWIMISO, "-V", "CIB_TEST", "-J", noWIM)
-	return f
-}
-
-// testPayload are packages and drivers whose sources are local files made
-// here, selected for Windows 10 x86-64 on azure, and the files each puts
-// on the volume (volume path → content).
-type testPayload struct {
-	Packages []config.Package
-	Drivers  []config.Driver
-	Files    map[string]string
-}
-
-func makeZip(t *testing.T, path string, files map[string]string) string {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, content := range files {
-		w, err := zw.Create(name)
-		require.NoError(t, err)
-		_, err = w.Write([]byte(content))
-		require.NoError(t, err)
-	}
-	require.NoError(t, zw.Close())
-	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
-	return path
-}
-
-func buildTestPayload(t *testing.T) testPayload {
-	t.Helper()
-	dir := t.TempDir()
-	rule := config.TargetRule{Cloud: []string{"azure"}, OS: []string{"Windows 10"}, Architecture: []string{"x86-64"}, GPU: []bool{true, false}}
-	tool := filepath.Join(dir, "tool.msi")
-	writeFile(t, tool, "an msi package")
-	sum := sha256.Sum256([]byte("an msi package"))
-	modules := makeZip(t, filepath.Join(dir, "modules.zip"), map[string]string{
-		"cib-test/cib-test.psm1": "function Test-Cib {}",
-		"cib-test/cib-test.psd1": "@{ ModuleVersion = '1.0' }",
-	})
-	driver := makeZip(t, filepath.Join(dir, "netdrv.zip"), map[string]string{
-		"netdrv/x64/netdrv.inf": "[Version]\nSignature=\"$WINDOWS NT$\"",
-		"netdrv/x64/netdrv.sys": "driver binary",
-	})
-	return testPayload{
-		Packages: []config.Package{
-			{Name: "tool.msi", SavePath: `windows\TEMP\tool.msi`, Target: rule,
-				Sources: []config.Location{
-					{Platform: "amazon", Bucket: "never", Key: "read.msi"},
-					{Platform: "local", Path: tool, SHA256: hex.EncodeToString(sum[:])},
-				}},
-			// Into folders the image does not have.
-			{Name: "modules.zip", SavePath: `Windows\System32\WindowsPowerShell\v1.0\Modules`, Extract: true, Target: rule,
-				Sources: []config.Location{{Platform: "local", Path: modules}}},
-		},
-		Drivers: []config.Driver{
-			{Name: "netdrv", InfPath: `netdrv\x64`, Extract: true, Target: rule,
-				Sources: []config.Location{{Platform: "local", Path: driver}}},
-		},
-		Files: map[string]string{
-			"Windows/Temp/tool.msi": "an msi package",
-			"Windows/System32/WindowsPowerShell/v1.0/Modules/cib-test/cib-test.psm1": "function Test-Cib {}",
-			"Windows/System32/WindowsPowerShell/v1.0/Modules/cib-test/cib-test.psd1": "@{ ModuleVersion = '1.0' }",
-			"Windows/Temp/drivers/netdrv/netdrv/x64/netdrv.inf":                      "[Version]\nSignature=\"$WINDOWS NT$\"",
-			"Windows/Temp/drivers/netdrv/netdrv/x64/netdrv.sys":                      "driver binary",
-		},
-	}
-}
-
 // pipelineKey copies the ported win10-64 key with a 1 GiB disk of the given
 // partition style and image 1 of the fixture WIM (named "Windows 10 Pro",
 // which does not end with the key's edition "Professional"). The shared
-// packages and drivers are replaced by the local ones of buildTestPayload,
+// packages and drivers are replaced by the local ones of diskimagetest.BuildPayload,
 // since the ported ones live on the internet.
 func pipelineKey(t *testing.T, partition string) (*config.Config, *config.Key) {
 	t.Helper()
 	cfg, err := config.Load("../../config")
 	require.NoError(t, err)
-	pl := buildTestPayload(t)
+	pl := diskimagetest.BuildPayload(t)
 	cfg.Shared.Packages, cfg.Shared.Drivers = pl.Packages, pl.Drivers
 	orig := cfg.Key("win10-64")
 	require.NotNil(t, orig)
@@ -270,7 +153,7 @@ func checkBuiltDisk(t *testing.T, in BuildInputs, diskPath string) {
 	assert.Contains(t, doc, "<ComputerName>cib-0123456</ComputerName>")
 	assert.Contains(t, doc, `<Path>C:\Windows\Temp\drivers\netdrv\netdrv\x64</Path>`)
 	assert.NotContains(t, doc, "REDACTED")
-	for p, want := range buildTestPayload(t).Files {
+	for p, want := range diskimagetest.BuildPayload(t).Files {
 		assert.Equal(t, want, cat("/"+p), p)
 	}
 	// Added into the image's own Windows\Temp, not a second one.
@@ -305,12 +188,12 @@ func checkBuiltDisk(t *testing.T, in BuildInputs, diskPath string) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(hive, b, 0o644))
 	} else {
-		assert.Equal(t, string(fakeBootmgr()), cat("/bootmgr"))
+		assert.Equal(t, string(diskimagetest.FakeBootmgr()), cat("/bootmgr"))
 		// The whole disk boots as a BIOS boots it: MBR code, GRUB's core
 		// image, \bootmgr from the NTFS volume.
 		serial, code, timedOut := qemuBoot(t, diskPath, 60*time.Second)
 		assert.False(t, timedOut)
-		assert.Contains(t, serial, bootMarker)
+		assert.Contains(t, serial, diskimagetest.BootMarker)
 		assert.Equal(t, 3, code, "the fake bootmgr exits QEMU with 3")
 		require.NoError(t, os.WriteFile(hive, []byte(cat("/Boot/BCD")), 0o644))
 	}
@@ -326,8 +209,8 @@ func checkBuiltDisk(t *testing.T, in BuildInputs, diskPath string) {
 }
 
 func TestBuild(t *testing.T) {
-	requireTool(t, "qemu-utils", "qemu-img")
-	f := buildPipelineFixture(t)
+	diskimagetest.RequireTool(t, "qemu-utils", "qemu-img")
+	f := diskimagetest.BuildPipelineFixture(t)
 	for _, partition := range []string{"MBR", "GPT"} {
 		t.Run(partition, func(t *testing.T) {
 			ctx := context.Background()
@@ -415,7 +298,7 @@ func (failingStore) Put(context.Context, string, string, map[string]string) erro
 }
 
 func TestBuildFailures(t *testing.T) {
-	f := buildPipelineFixture(t)
+	f := diskimagetest.BuildPipelineFixture(t)
 	cases := []struct {
 		name  string
 		setup func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc)
@@ -442,7 +325,7 @@ func TestBuildFailures(t *testing.T) {
 			// otherwise.
 			real := in.Tools.Wimlib
 			fake := filepath.Join(t.TempDir(), "wimlib-imagex")
-			writeFile(t, fake, "#!/bin/sh\nif [ \"$1\" = update ]; then echo 'disk full' >&2; exit 47; fi\nexec "+real+" \"$@\"\n")
+			diskimagetest.WriteFile(t, fake, "#!/bin/sh\nif [ \"$1\" = update ]; then echo 'disk full' >&2; exit 47; fi\nexec "+real+" \"$@\"\n")
 			require.NoError(t, os.Chmod(fake, 0o755))
 			in.Tools.Wimlib = fake
 			return context.WithCancel(context.Background())

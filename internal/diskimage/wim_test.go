@@ -7,11 +7,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
 func TestImages(t *testing.T) {
 	tools := testTools(t)
-	f := buildFixture(t)
+	f := diskimagetest.BuildFixture(t)
 	images, err := tools.Images(context.Background(), f.WIM)
 	require.NoError(t, err)
 	require.Len(t, images, 2)
@@ -29,7 +31,7 @@ func TestImages(t *testing.T) {
 func TestImagesNotAWIM(t *testing.T) {
 	tools := testTools(t)
 	path := filepath.Join(t.TempDir(), "install.wim")
-	writeFile(t, path, "not a wim")
+	diskimagetest.WriteFile(t, path, "not a wim")
 	_, err := tools.Images(context.Background(), path)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "reading images of "+path)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package azure
+package azuritetest
 
 import (
 	"os/exec"

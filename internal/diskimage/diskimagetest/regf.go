@@ -1,4 +1,4 @@
-package diskimage
+package diskimagetest
 
 import (
 	"encoding/binary"
@@ -19,17 +19,18 @@ import (
 // refcounts it when it adds a key, so a hive without one cannot be
 // edited).
 
-// regKey is a key of a test hive.
-type regKey struct {
-	name    string
-	values  []regDword
-	subkeys []*regKey
+// RegKey is a key of a test hive: its name, its REG_DWORD values and its
+// subkeys.
+type RegKey struct {
+	Name    string
+	Values  []RegDword
+	Subkeys []*RegKey
 }
 
-// regDword is a REG_DWORD value of a test hive.
-type regDword struct {
-	name string
-	data uint32
+// RegDword is a REG_DWORD value of a test hive.
+type RegDword struct {
+	Name string
+	Data uint32
 }
 
 const (
@@ -75,9 +76,9 @@ func lhHash(name string) uint32 {
 }
 
 // key writes k and everything under it and returns k's nk cell offset.
-func (w *regfWriter) key(k *regKey, parent, sk int, root bool) int {
+func (w *regfWriter) key(k *RegKey, parent, sk int, root bool) int {
 	w.keys++
-	nk := w.alloc(76 + len(k.name))
+	nk := w.alloc(76 + len(k.Name))
 	p := nk + 4
 	copy(w.data[p:], "nk")
 	flags := uint16(keyCompName)
@@ -91,20 +92,20 @@ func (w *regfWriter) key(k *regKey, parent, sk int, root bool) int {
 	w.put32(p+40, 0xFFFFFFFF) // value list
 	w.put32(p+44, uint32(sk))
 	w.put32(p+48, 0xFFFFFFFF) // class name: none
-	w.put16(p+72, uint16(len(k.name)))
-	copy(w.data[p+76:], k.name)
+	w.put16(p+72, uint16(len(k.Name)))
+	copy(w.data[p+76:], k.Name)
 
 	// Subkey lists are sorted by upper-cased name: hivex and Windows
 	// binary-search them.
-	subs := slices.Clone(k.subkeys)
-	slices.SortFunc(subs, func(a, b *regKey) int {
-		return strings.Compare(strings.ToUpper(a.name), strings.ToUpper(b.name))
+	subs := slices.Clone(k.Subkeys)
+	slices.SortFunc(subs, func(a, b *RegKey) int {
+		return strings.Compare(strings.ToUpper(a.Name), strings.ToUpper(b.Name))
 	})
 	var subOffs []int
 	maxSub := 0
 	for _, s := range subs {
 		subOffs = append(subOffs, w.key(s, nk, sk, false))
-		maxSub = max(maxSub, 2*len(s.name))
+		maxSub = max(maxSub, 2*len(s.Name))
 	}
 	if len(subs) > 0 {
 		lh := w.alloc(4 + 8*len(subs))
@@ -112,29 +113,29 @@ func (w *regfWriter) key(k *regKey, parent, sk int, root bool) int {
 		w.put16(lh+6, uint16(len(subs)))
 		for i, s := range subs {
 			w.put32(lh+8+8*i, uint32(subOffs[i]))
-			w.put32(lh+12+8*i, lhHash(s.name))
+			w.put32(lh+12+8*i, lhHash(s.Name))
 		}
 		w.put32(p+20, uint32(len(subs)))
 		w.put32(p+28, uint32(lh))
 		w.put32(p+52, uint32(maxSub))
 	}
 
-	if len(k.values) > 0 {
+	if len(k.Values) > 0 {
 		var vkOffs []int
 		maxName := 0
-		for _, v := range k.values {
-			vk := w.alloc(20 + len(v.name))
+		for _, v := range k.Values {
+			vk := w.alloc(20 + len(v.Name))
 			q := vk + 4
 			copy(w.data[q:], "vk")
-			w.put16(q+2, uint16(len(v.name)))
+			w.put16(q+2, uint16(len(v.Name)))
 			// High bit: the 4 data bytes are stored in the offset field.
 			w.put32(q+4, 0x80000000|4)
-			w.put32(q+8, v.data)
+			w.put32(q+8, v.Data)
 			w.put32(q+12, regDwordType)
 			w.put16(q+16, 1) // VALUE_COMP_NAME: ASCII name
-			copy(w.data[q+20:], v.name)
+			copy(w.data[q+20:], v.Name)
 			vkOffs = append(vkOffs, vk)
-			maxName = max(maxName, 2*len(v.name))
+			maxName = max(maxName, 2*len(v.Name))
 		}
 		list := w.alloc(4 * len(vkOffs))
 		for i, o := range vkOffs {
@@ -148,8 +149,8 @@ func (w *regfWriter) key(k *regKey, parent, sk int, root bool) int {
 	return nk
 }
 
-// regfBytes returns a complete hive file whose root key is root.
-func regfBytes(root *regKey) []byte {
+// RegfBytes returns a complete hive file whose root key is root.
+func RegfBytes(root *RegKey) []byte {
 	w := &regfWriter{data: make([]byte, hbinHeaderSize)}
 	// One security cell shared by every key. Its descriptor is the minimal
 	// self-relative one (revision 1, control SE_SELF_RELATIVE, no owner,
@@ -203,50 +204,27 @@ func regfBytes(root *regKey) []byte {
 	return append(base, w.data...)
 }
 
-// writeHive writes the hive rooted at root to path.
-func writeHive(t *testing.T, path string, root *regKey) {
+// WriteHive writes the hive rooted at root to path.
+func WriteHive(t testing.TB, path string, root *RegKey) {
 	t.Helper()
-	if err := os.WriteFile(path, regfBytes(root), 0o644); err != nil {
+	if err := os.WriteFile(path, RegfBytes(root), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// testSystemHive is a minimal SYSTEM hive: control set 1 current, RDP
+// TestSystemHive is a minimal SYSTEM hive: control set 1 current, RDP
 // denied, WinDefend automatic and Sense manual.
-func testSystemHive() *regKey {
-	return &regKey{name: "ROOT", subkeys: []*regKey{
-		{name: "Select", values: []regDword{{"Current", 1}, {"Default", 1}, {"Failed", 0}, {"LastKnownGood", 1}}},
-		{name: "ControlSet001", subkeys: []*regKey{
-			{name: "Control", subkeys: []*regKey{
-				{name: "Terminal Server", values: []regDword{{"fDenyTSConnections", 1}}},
+func TestSystemHive() *RegKey {
+	return &RegKey{Name: "ROOT", Subkeys: []*RegKey{
+		{Name: "Select", Values: []RegDword{{"Current", 1}, {"Default", 1}, {"Failed", 0}, {"LastKnownGood", 1}}},
+		{Name: "ControlSet001", Subkeys: []*RegKey{
+			{Name: "Control", Subkeys: []*RegKey{
+				{Name: "Terminal Server", Values: []RegDword{{"fDenyTSConnections", 1}}},
 			}},
-			{name: "Services", subkeys: []*regKey{
-				{name: "WinDefend", values: []regDword{{"Start", 2}, {"Type", 16}}},
-				{name: "Sense", values: []regDword{{"Start", 3}}},
+			{Name: "Services", Subkeys: []*RegKey{
+				{Name: "WinDefend", Values: []RegDword{{"Start", 2}, {"Type", 16}}},
+				{Name: "Sense", Values: []RegDword{{"Start", 3}}},
 			}},
 		}},
 	}}
-}
-
-func TestRegfWriterReadByHivex(t *testing.T) {
-	hivexget := requireTool(t, "libhivex-bin", "hivexget")
-	dir := t.TempDir()
-	sys := dir + "/SYSTEM"
-	writeHive(t, sys, testSystemHive())
-	for _, c := range []struct{ key, value, want string }{
-		{`\Select`, "Current", "1"},
-		{`\ControlSet001\Control\Terminal Server`, "fDenyTSConnections", "1"},
-		{`\ControlSet001\Services\WinDefend`, "Start", "2"},
-		{`\ControlSet001\Services\Sense`, "Start", "3"},
-		{`\controlset001\services\windefend`, "Type", "16"},
-	} {
-		if got := strings.TrimSpace(ntfsOutput(t, hivexget, sys, c.key, c.value)); got != c.want {
-			t.Errorf("hivexget %s %s = %q, want %q", c.key, c.value, got, c.want)
-		}
-	}
-	user := dir + "/NTUSER.DAT"
-	writeHive(t, user, &regKey{name: "ROOT"})
-	if got := ntfsOutput(t, hivexget, user, `\`); strings.TrimSpace(got) != "" {
-		t.Errorf("empty hive's root lists values: %q", got)
-	}
 }
