@@ -25,7 +25,12 @@ registry edits and boot files, and store it (spec/disk-image.md).
 
 On a Linux runner the wimlib builder does it without a hypervisor; it needs
 wimtools, ntfs-3g, p7zip-full, libhivex-bin, libwin-hivex-perl, mtools,
-dosfstools and grub-pc-bin (the build-disk-image action installs them).
+dosfstools and grub-pc-bin (the build-disk-image action installs them). On a
+Windows runner the dism builder runs a generated PowerShell script
+(diskpart, DISM, robocopy, bcdboot, reg) as administrator; it needs 7-Zip
+for the ISO and lists the WIM's images with dism itself. --builder auto (the default) takes the key's
+image.builder when set, else the runner's; a builder the runner cannot run
+is refused.
 
 Where the image goes:
   --platform azure  a page blob in the container --container (default: the
@@ -60,7 +65,7 @@ func buildFlags(env Env, o *buildOpts) *flagSet {
 	fs.StringVar(&o.rev, "rev", "HEAD", "the `revision` built; its sha names the image")
 	fs.StringVar(&o.environment, "environment", "", "the `environment` built for (needed by --record)")
 	fs.StringVar(&o.platform, "platform", "azure", "where the image goes: azure or local")
-	fs.StringVar(&o.builder, "builder", "auto", "`wimlib` (Linux), dism (Windows) or auto: the runner's")
+	fs.StringVar(&o.builder, "builder", "auto", "`wimlib` (Linux), dism (Windows) or auto: image.builder, else the runner's")
 	fs.StringVar(&o.workDir, "work-dir", "", "scratch `folder`, emptied whatever happens (default $RUNNER_TEMP or the system's)")
 	fs.StringVar(&o.storeDir, "store-dir", "cib-images", "the `folder` images go to with --platform local")
 	fs.StringVar(&o.artifacts, "artifacts", "cib-artifacts", "the `folder` the manifest and redacted unattend.xml go to, under KEY/")
@@ -120,6 +125,12 @@ func runBuild(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cib build disk-image: %v\n", err)
 		return ExitUsage
 	}
+	builder, err := chooseBuilder(o.builder, k, runtime.GOOS)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "cib build disk-image: %v\n", err)
+		return ExitUsage
+	}
+	o.builder = builder
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := buildDiskImage(ctx, env, cfg, k, o); err != nil {
@@ -136,22 +147,8 @@ func (o *buildOpts) check(cfg *config.Config) error {
 	default:
 		return fmt.Errorf("--platform %q: use azure or local", o.platform)
 	}
-	builder := o.builder
-	if builder == "auto" {
-		builder = "wimlib"
-		if runtime.GOOS == "windows" {
-			builder = "dism"
-		}
-	}
-	switch builder {
-	case "wimlib":
-		if runtime.GOOS == "windows" {
-			return fmt.Errorf("the wimlib builder runs on Linux runners (it needs ntfs-3g); use a Linux runner")
-		}
-	case "dism":
-		// DismScript generates the commands; running them on a Windows
-		// runner is not part of cib build yet.
-		return fmt.Errorf("the dism builder's commands are generated (diskimage.DismScript) but cib build cannot run them yet; use --builder wimlib on a Linux runner")
+	switch o.builder {
+	case "auto", diskimage.BuilderWimlib, diskimage.BuilderDism:
 	default:
 		return fmt.Errorf("--builder %q: use wimlib, dism or auto", o.builder)
 	}
@@ -165,6 +162,34 @@ func (o *buildOpts) check(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// chooseBuilder resolves the disk-image builder for a runner of the given
+// GOOS: an explicit --builder wins, then the key's image.builder, then the
+// runner's own (wimlib on Linux, dism on Windows). A builder that cannot
+// run on this runner is refused.
+func chooseBuilder(flag string, k *config.Key, goos string) (string, error) {
+	builder, from := flag, "--builder "+flag
+	if builder == "auto" || builder == "" {
+		builder, from = diskimage.BuilderWimlib, "the runner's builder "
+		if goos == "windows" {
+			builder = diskimage.BuilderDism
+		}
+		from += builder
+		if k.Image != nil && k.Image.Builder != "" {
+			builder = k.Image.Builder
+			from = fmt.Sprintf("key %s's image.builder: %s", k.Name, builder)
+		}
+	}
+	switch {
+	case builder == diskimage.BuilderDism && goos != "windows":
+		return "", fmt.Errorf("%s: the dism builder needs a Windows runner (it runs diskpart, DISM, bcdboot and reg through PowerShell) and this one is %s: use runs-on: windows-*, or the wimlib builder on Linux", from, goos)
+	case builder == diskimage.BuilderWimlib && goos == "windows":
+		return "", fmt.Errorf("%s: the wimlib builder needs a Linux runner (wimtools, ntfs-3g, hivex) and this one is windows: use runs-on: ubuntu-*, or the dism builder on Windows", from)
+	case builder != diskimage.BuilderWimlib && builder != diskimage.BuilderDism:
+		return "", fmt.Errorf("%s: unknown builder: use wimlib or dism", from)
+	}
+	return builder, nil
 }
 
 // buildDiskImage fetches the ISO, runs diskimage.Build into the store the
@@ -256,7 +281,7 @@ func buildDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config.
 	password := &maskedPassword{mask: r.Mask}
 	res, err := diskimage.Build(ctx, diskimage.BuildInputs{
 		Config: cfg, Key: k, Platform: o.platform, Revision: hash, Fingerprint: fp, ISO: src,
-		WorkDir: workDir, Store: store, Overwrite: o.overwrite, Fetcher: fetcher,
+		WorkDir: workDir, Store: store, Overwrite: o.overwrite, Builder: o.builder, Fetcher: fetcher,
 		Password: password, Log: logf,
 	})
 	if err != nil {

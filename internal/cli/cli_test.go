@@ -485,7 +485,7 @@ func TestBuildDiskImageFailuresLeaveNothing(t *testing.T) {
 		{"wrong checksum", []string{"--iso", corrupt, "--iso-sha256", strings.Repeat("ab", 32)}, cli.ExitFailure, "checksum mismatch"},
 		{"stale fingerprint", []string{"--iso", corrupt, "--fingerprint", "sha256:" + strings.Repeat("0", 64)}, cli.ExitFailure, "the configuration differs from the commit the plan was made for"},
 		{"record without environment", []string{"--record"}, cli.ExitUsage, "--record needs --environment"},
-		{"dism builder", []string{"--builder", "dism"}, cli.ExitUsage, "cib build cannot run them yet"},
+		{"dism builder", []string{"--builder", "dism"}, cli.ExitUsage, "--builder dism: the dism builder needs a Windows runner"},
 		{"unknown platform", []string{"--platform", "amazon"}, cli.ExitUsage, `--platform "amazon": use azure or local`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -142,6 +142,7 @@ func TestBadConfigurationsNameFileLineAndFix(t *testing.T) {
 		{"bad os", "win10-64.yaml", "    os: Windows 10\n", "    os: Windows 11\n", "win10-64.yaml:3:9", `"Windows 11" is not allowed`},
 		{"vhdx", "win10-64.yaml", "    format: VHD\n", "    format: VHDX\n", "win10-64.yaml:13:13", "Azure does not accept VHDX"},
 		{"bad architecture", "win7-32.yaml", "    architecture: x86\n", "    architecture: amd64\n", "win7-32.yaml:6:19", "use one of \"x86\", \"x86-64\""},
+		{"builder", "win10-64.yaml", "    partition: MBR\n", "    partition: MBR\n    builder: packer\n", "win10-64.yaml:13:14", `image.builder: "packer" is not allowed; use one of "wimlib", "dism"`},
 		{"partition style", "win10-64.yaml", "    partition: MBR\n", "    partition: APM\n", "win10-64.yaml:12:16", `"APM" is not allowed`},
 		{"reseal mode", "win10-64.yaml", "        mode: Audit\n", "        mode: Audits\n", "win10-64.yaml:19:15", `(did you mean "Audit"?)`},
 		{"vm size without {0}", "win2019.yaml", "          format: Standard_A{0}\n", "          format: Standard_A2\n", "win2019.yaml:", `"Standard_A2" has no {0}`},

@@ -128,6 +128,9 @@ type Image struct {
 	Network      *ImageNetwork `yaml:"network"`
 	Disks        []WinPEDisk   `yaml:"disks"`
 	Target       *Location     `yaml:"target"`
+	// Builder forces the disk-image builder (Builders): wimlib on Linux
+	// runners, dism on Windows runners. Empty means the runner's own.
+	Builder string `yaml:"builder"`
 }
 
 // SysprepStep is a reseal or generalize step of the answer file.

@@ -29,6 +29,9 @@ var (
 	NetworkLocations   = []string{"Home", "Work", "Other"}
 	Distributions      = []string{"replicate", "rebuild"}
 	BootstrapShells    = []string{"azure-powershell", "winrm-powershell"}
+	// Builders are the disk-image builders image.builder can force
+	// (spec/disk-image.md §3).
+	Builders = []string{"wimlib", "dism"}
 )
 
 // commandPlaces are the (pass, synchronicity) pairs unattend.xml has a place
@@ -341,6 +344,7 @@ func (l *loader) validateImage(cfg *Config, f string, im *Image) {
 	l.oneOf(f, "image.architecture", im.Architecture, Architectures)
 	l.required(f, "image.partition", im.Partition, "image.partition")
 	l.oneOf(f, "image.partition", im.Partition, PartitionStyles)
+	l.oneOf(f, "image.builder", im.Builder, Builders)
 	l.required(f, "image.format", im.Format, "image.format")
 	if im.Format == "VHDX" {
 		l.errorf(f, "image.format", "Azure does not accept VHDX; use VHD")

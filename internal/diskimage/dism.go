@@ -6,27 +6,29 @@ import (
 	"strings"
 
 	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/unattend"
 )
 
 // DismInputs are what the dism builder's script needs: the key and its
 // selected shared entries, and where the runner has already put the files
-// the script consumes and produces. Paths are Windows paths on the runner.
+// the script consumes and produces. Paths are paths on the runner (Windows
+// paths when it runs there).
 type DismInputs struct {
 	Key *config.Key
 	// Selected is cfg.Select(Key, platform).
 	Selected config.Selected
-	// WIMPath is install.wim, already extracted from the ISO.
+	// WIMPath is install.wim (or .esd), already extracted from the ISO.
 	WIMPath string
 	// Index is the image index within WIMPath.
 	Index int
-	// UnattendPath is the rendered unattend.xml.
-	UnattendPath string
-	// PackageDir holds each fetched package as a file named after the
-	// package.
-	PackageDir string
-	// DriverDir holds each fetched, extracted driver as a folder named
-	// after the driver.
-	DriverDir string
+	// PayloadDir is the payload tree (Payload.Dir), laid out as the
+	// Windows volume: unattend.xml at its root and in Windows\Panther, the
+	// packages at their savepath, each driver in its
+	// unattend.DriverFolder. The script copies it onto the applied volume.
+	PayloadDir string
+	// TempDir is where the script keeps its scratch files (diskpart's
+	// command files, and TEMP for dism and everything else it runs).
+	TempDir string
 	// VHDPath is the fixed VHD the script writes.
 	VHDPath string
 }
@@ -43,9 +45,10 @@ const (
 )
 
 // DismScript returns the PowerShell script that builds the fixed VHD on a
-// Windows runner: the seed's own path (diskpart, dism, bcdboot, reg),
-// generated here from the configuration so that it can be reviewed and
-// tested where no Windows host exists. Every value that comes from the
+// Windows runner: the seed's own path (diskpart, dism /Apply-Image, the
+// payload tree copied onto the volume with robocopy, dism /Add-Driver,
+// bcdboot, reg), generated here from the configuration so that it can be
+// reviewed and tested where no Windows host exists. Every value that comes from the
 // configuration or the inputs enters the script only as a single-quoted
 // PowerShell literal, so no name can run code; the VHD is detached and any
 // loaded hive unloaded in a finally block whatever happens.
@@ -80,27 +83,17 @@ func DismScript(in DismInputs) (string, error) {
 		return fail("image index %d is not 1 or more", in.Index)
 	}
 	for _, p := range []struct{ what, path string }{
-		{"WIM path", in.WIMPath}, {"unattend path", in.UnattendPath}, {"package folder", in.PackageDir},
-		{"driver folder", in.DriverDir}, {"VHD path", in.VHDPath},
+		{"WIM path", in.WIMPath}, {"payload folder", in.PayloadDir}, {"scratch folder", in.TempDir}, {"VHD path", in.VHDPath},
 	} {
 		if err := checkRunnerPath(p.path); err != nil {
 			return fail("%s %q: %v", p.what, p.path, err)
 		}
 	}
-	for _, p := range in.Selected.Packages {
-		if err := checkFileName(p.Name); err != nil {
-			return fail("package %q: name: %v", p.Name, err)
-		}
-		if err := checkRelative(p.SavePath); err != nil {
-			return fail("package %q: savepath %q: %v", p.Name, p.SavePath, err)
-		}
-	}
+	// Packages need nothing of their own here: StagePayload put them at
+	// their savepath in the payload tree, which the script copies whole.
 	for _, d := range in.Selected.Drivers {
 		if err := checkFileName(d.Name); err != nil {
 			return fail("driver %q: name: %v", d.Name, err)
-		}
-		if err := checkRelative(d.InfPath); err != nil {
-			return fail("driver %q: infpath %q: %v", d.Name, d.InfPath, err)
 		}
 	}
 	for _, s := range in.Selected.DisabledServices {
@@ -132,16 +125,23 @@ func DismScript(in DismInputs) (string, error) {
 		"",
 		"$Wim = "+psQuote(in.WIMPath),
 		"$Index = "+strconv.Itoa(in.Index),
-		"$Unattend = "+psQuote(in.UnattendPath),
-		"$PackageDir = "+psQuote(in.PackageDir),
-		"$DriverDir = "+psQuote(in.DriverDir),
+		"$Payload = "+psQuote(in.PayloadDir),
+		"$Temp = "+psQuote(in.TempDir),
 		"$Vhd = "+psQuote(in.VHDPath),
 		"$SizeGiB = "+strconv.Itoa(im.Size),
+		"",
+		"# Scratch files stay in the build's own folder, which cib removes: dism",
+		"# and the other tools put theirs in TEMP.",
+		"$env:TEMP = $Temp",
+		"$env:TMP = $Temp",
+		"if (-not (Test-Path -LiteralPath (Join-Path $Payload 'unattend.xml') -PathType Leaf)) {",
+		"    throw \"dism build: the payload folder $Payload has no unattend.xml\"",
+		"}",
 		"",
 		"# Invoke-Diskpart runs diskpart on a script file, the only way to give it",
 		"# commands without a console.",
 		"function Invoke-Diskpart([string]$What, [string[]]$Lines) {",
-		"    $file = Join-Path ([System.IO.Path]::GetTempPath()) ('cib-diskpart-' + [guid]::NewGuid() + '.txt')",
+		"    $file = Join-Path $Temp ('cib-diskpart-' + [guid]::NewGuid() + '.txt')",
 		"    Set-Content -LiteralPath $file -Value $Lines -Encoding ASCII",
 		"    try {",
 		"        & diskpart.exe /s $file",
@@ -213,36 +213,20 @@ func DismScript(in DismInputs) (string, error) {
 	w("")
 	native("dism /Apply-Image", "& dism.exe /Apply-Image \"/ImageFile:$Wim\" \"/Index:$Index\" \"/ApplyDir:${W}:\\\"")
 	w("",
-		"    # Setup reads unattend.xml from the volume root and from Windows\\Panther.",
-		"    Copy-Item -LiteralPath $Unattend -Destination \"${W}:\\unattend.xml\" -Force",
-		"    [void][System.IO.Directory]::CreateDirectory(\"${W}:\\Windows\\Panther\")",
-		"    Copy-Item -LiteralPath $Unattend -Destination \"${W}:\\Windows\\Panther\\unattend.xml\" -Force",
+		"    # The payload is laid out as the volume: unattend.xml at the root and in",
+		"    # Windows\\Panther (where Setup reads it), the packages at their savepath",
+		"    # (the unattend commands install them), the drivers in "+unattend.DriverRoot+".",
+		"    # robocopy merges it into the image's folders; it exits with 8 or more on",
+		"    # failure, below 8 when it copied what it had to.",
+		"    & robocopy.exe $Payload \"${W}:\\\" /E /R:2 /W:5 /NP /NJH /NDL",
+		"    if ($LASTEXITCODE -ge 8) { throw \"robocopy (payload) failed with exit code $LASTEXITCODE\" }",
 	)
-	if len(in.Selected.Packages) > 0 {
-		w("", "    # Packages, each to its savepath; the unattend commands install them.")
-	}
-	made := map[string]bool{}
-	for _, p := range in.Selected.Packages {
-		save := cleanRelative(p.SavePath)
-		src := "(Join-Path $PackageDir " + psQuote(p.Name) + ")"
-		dst := "(Join-Path \"${W}:\\\" " + psQuote(save) + ")"
-		if p.Extract {
-			w("    Expand-Archive -LiteralPath " + src + " -DestinationPath " + dst + " -Force")
-			continue
-		}
-		// The parent folder is created once, as Copy-Item does not create
-		// folders; Windows\Temp is common to most packages.
-		if i := strings.LastIndex(save, `\`); i > 0 && !made[strings.ToLower(save[:i])] {
-			made[strings.ToLower(save[:i])] = true
-			w("    [void][System.IO.Directory]::CreateDirectory((Join-Path \"${W}:\\\" " + psQuote(save[:i]) + "))")
-		}
-		w("    Copy-Item -LiteralPath " + src + " -Destination " + dst + " -Force")
-	}
 	if len(in.Selected.Drivers) > 0 {
-		w("", "    # Drivers, staged into the offline driver store.")
+		w("", "    # Drivers, from the folders the payload put them in, staged into the",
+			"    # offline driver store; /Recurse finds each .inf below its folder.")
 	}
 	for _, d := range in.Selected.Drivers {
-		w("    $driver = Join-Path $DriverDir " + psQuote(d.Name+`\`+cleanRelative(d.InfPath)))
+		w("    $driver = Join-Path \"${W}:\\\" " + psQuote(unattend.DriverFolder(d)))
 		native("dism /Add-Driver", "& dism.exe \"/Image:${W}:\\\" /Add-Driver \"/Driver:$driver\" /Recurse")
 	}
 	firmware := "BIOS"
@@ -338,9 +322,9 @@ func checkRunnerPath(p string) error {
 	return nil
 }
 
-// checkFileName accepts a single Windows path component: package and
-// driver names are file and folder names on the runner, and service names
-// are registry key names, none of which may hold separators or quotes.
+// checkFileName accepts a single Windows path component: driver names are
+// folder names on the volume and service names are registry key names,
+// none of which may hold separators or quotes.
 func checkFileName(n string) error {
 	switch {
 	case n == "" || n == "." || n == "..":
@@ -353,41 +337,6 @@ func checkFileName(n string) error {
 	return nil
 }
 
-// checkRelative accepts a path that stays inside the folder it is joined
-// to: not absolute, no drive, no `..` component. Configuration is reviewed
-// text, but a savepath outside the volume would write onto the runner.
-func checkRelative(p string) error {
-	c := strings.ReplaceAll(p, "/", `\`)
-	switch {
-	case strings.Trim(c, `\`) == "":
-		return fmt.Errorf("is empty")
-	case strings.HasPrefix(c, `\`):
-		return fmt.Errorf("is absolute; give it relative to its folder")
-	case strings.Contains(c, ":"):
-		return fmt.Errorf("names a drive or stream; give it relative to its folder")
-	case strings.ContainsAny(c, "\"*?<>|") || hasControl(c):
-		return fmt.Errorf("contains a character Windows paths cannot hold")
-	}
-	for _, part := range strings.Split(c, `\`) {
-		if part == ".." {
-			return fmt.Errorf("has a .. component that escapes its folder")
-		}
-	}
-	return nil
-}
-
-// cleanRelative writes a path checked by checkRelative with backslashes
-// and no empty or "." components.
-func cleanRelative(p string) string {
-	var parts []string
-	for _, part := range strings.Split(strings.ReplaceAll(p, "/", `\`), `\`) {
-		if part != "" && part != "." {
-			parts = append(parts, part)
-		}
-	}
-	return strings.Join(parts, `\`)
-}
-
 func hasControl(s string) bool {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
@@ -395,4 +344,46 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// DismCleanupScript returns the PowerShell script that undoes what a
+// DismScript killed midway (a cancelled build) leaves behind, since its
+// finally block does not run then: the offline hives it may have loaded
+// are unloaded and the VHD detached, so that the work directory can be
+// removed. Either may find nothing to undo, so nothing in it fails the
+// run; what did not work shows in its output.
+func DismCleanupScript(in DismInputs) (string, error) {
+	for _, p := range []struct{ what, path string }{{"scratch folder", in.TempDir}, {"VHD path", in.VHDPath}} {
+		if err := checkRunnerPath(p.path); err != nil {
+			return "", fmt.Errorf("dism cleanup script: %s %q: %v", p.what, p.path, err)
+		}
+	}
+	lines := []string{
+		"# Generated by cib (internal/diskimage/dism.go); do not edit.",
+		"# Undoes what a build script stopped midway leaves: the offline hives it",
+		"# loaded and the VHD it attached.",
+		"$ErrorActionPreference = 'Continue'",
+		"",
+		"$Temp = " + psQuote(in.TempDir),
+		"$Vhd = " + psQuote(in.VHDPath),
+		"$env:TEMP = $Temp",
+		"$env:TMP = $Temp",
+		"",
+		"foreach ($hive in @(" + psQuote(dismSystemHive) + ", " + psQuote(dismDefaultHive) + ")) {",
+		"    & reg.exe query $hive *> $null",
+		"    if ($LASTEXITCODE -eq 0) {",
+		"        & reg.exe unload $hive",
+		"        if ($LASTEXITCODE -ne 0) { Write-Warning \"reg unload $hive failed with exit code $LASTEXITCODE\" }",
+		"    }",
+		"}",
+		"if (Test-Path -LiteralPath $Vhd) {",
+		"    $file = Join-Path $Temp ('cib-diskpart-' + [guid]::NewGuid() + '.txt')",
+		"    Set-Content -LiteralPath $file -Value @(\"select vdisk file=\"\"$Vhd\"\"\", 'detach vdisk') -Encoding ASCII",
+		"    # diskpart fails when the VHD is not attached, which is fine.",
+		"    & diskpart.exe /s $file",
+		"    Remove-Item -LiteralPath $file -Force -ErrorAction SilentlyContinue",
+		"}",
+		"exit 0",
+	}
+	return strings.Join(lines, "\n") + "\n", nil
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -37,14 +38,13 @@ func dismInputs(t *testing.T, cfg *config.Config, key string) diskimage.DismInpu
 	k := cfg.Key(key)
 	require.NotNil(t, k, key)
 	return diskimage.DismInputs{
-		Key:          k,
-		Selected:     cfg.Select(k, "azure"),
-		WIMPath:      `C:\cib\work\install.wim`,
-		Index:        3,
-		UnattendPath: `C:\cib\work\unattend.xml`,
-		PackageDir:   `C:\cib\work\packages`,
-		DriverDir:    `C:\cib\work\drivers`,
-		VHDPath:      `C:\cib\out\disk.vhd`,
+		Key:        k,
+		Selected:   cfg.Select(k, "azure"),
+		WIMPath:    `C:\cib\work\install.wim`,
+		Index:      3,
+		PayloadDir: `C:\cib\work\payload\tree`,
+		TempDir:    `C:\cib\work\dism-temp`,
+		VHDPath:    `C:\cib\work\disk.vhd`,
 	}
 }
 
@@ -57,12 +57,14 @@ func loadDismConfig(t *testing.T) *config.Config {
 
 func TestDismScriptGolden(t *testing.T) {
 	cases := []struct {
-		golden, key string
-		gpt         bool
+		golden, key  string
+		gpt, drivers bool
 	}{
-		{"win7-32", "win7-32", false},
-		{"win10-64", "win10-64", false},
-		{"win10-64-gpt", "win10-64", true},
+		{"win7-32", "win7-32", false, false},
+		{"win10-64", "win10-64", false, false},
+		{"win10-64-gpt", "win10-64", true, false},
+		// No ported key selects a driver for azure.
+		{"win10-64-drivers", "win10-64", false, true},
 	}
 	for _, c := range cases {
 		t.Run(c.golden, func(t *testing.T) {
@@ -75,6 +77,12 @@ func TestDismScriptGolden(t *testing.T) {
 				key := *in.Key
 				key.Image = &img
 				in.Key = &key
+			}
+			if c.drivers {
+				in.Selected.Drivers = []config.Driver{
+					{Name: "netkvm", InfPath: `NetKVM\w10\amd64`, Extract: true},
+					{Name: "viostor", InfPath: `viostor\w10\amd64`, Extract: true},
+				}
 			}
 			got, err := diskimage.DismScript(in)
 			require.NoError(t, err)
@@ -90,6 +98,36 @@ func TestDismScriptGolden(t *testing.T) {
 			checkDismScript(t, in, got)
 		})
 	}
+}
+
+func TestDismCleanupScriptGolden(t *testing.T) {
+	in := dismInputs(t, loadDismConfig(t), "win10-64")
+	got, err := diskimage.DismCleanupScript(in)
+	require.NoError(t, err)
+	path := filepath.Join("testdata", "dism", "cleanup.ps1")
+	if *updateGolden {
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -run Dism -update ./internal/diskimage/ to create it")
+	assert.Equal(t, string(want), got)
+
+	// it undoes what the build script does, and nothing fails it
+	assert.Contains(t, got, "$Vhd = "+quotePS(in.VHDPath)+"\n")
+	assert.Contains(t, got, "'detach vdisk'")
+	assert.Contains(t, got, "& reg.exe unload $hive")
+	build, err := diskimage.DismScript(in)
+	require.NoError(t, err)
+	for _, hive := range regexp.MustCompile(`& reg\.exe load ('[^']+')`).FindAllStringSubmatch(build, -1) {
+		assert.Contains(t, got, hive[1], "the cleanup does not unload %s", hive[1])
+	}
+	assert.NotContains(t, got, "throw")
+	assert.True(t, strings.HasSuffix(got, "exit 0\n"))
+	parsePowerShell(t, got)
+
+	in.VHDPath = "C:\\out\"x.vhd"
+	_, err = diskimage.DismCleanupScript(in)
+	assert.ErrorContains(t, err, "VHD path")
 }
 
 // checkDismScript asserts what must hold of any generated script, whatever
@@ -113,20 +151,22 @@ func checkDismScript(t *testing.T, in diskimage.DismInputs, script string) {
 	}
 	assert.Greater(t, nNative, 3)
 
-	// each selected package's savepath is the destination of exactly one copy
-	for _, p := range in.Selected.Packages {
-		quoted := quotePS(p.SavePath) + ")"
-		n := 0
-		for _, l := range lines {
-			copied := strings.Contains(l, "Copy-Item ") && strings.Contains(l, "-Destination (Join-Path \"${W}:\\\" "+quoted)
-			// an archive marked extract is expanded into its savepath instead
-			expanded := p.Extract && strings.Contains(l, "Expand-Archive ") && strings.Contains(l, "-DestinationPath (Join-Path \"${W}:\\\" "+quoted)
-			if copied || expanded {
-				n++
-			}
-		}
-		assert.Equal(t, 1, n, "package %s savepath %s", p.Name, p.SavePath)
-	}
+	// the payload tree (unattend.xml, packages, drivers) is copied whole
+	// onto the applied volume, after the image and before anything reads it
+	assert.Contains(t, script, "$Payload = "+quotePS(in.PayloadDir)+"\n")
+	copyAt := strings.Index(script, "    & robocopy.exe $Payload \"${W}:\\\" /E ")
+	require.GreaterOrEqual(t, copyAt, 0, "no robocopy of the payload")
+	assert.Contains(t, script[copyAt:], "\n    if ($LASTEXITCODE -ge 8) { throw ")
+	assert.Less(t, strings.Index(script, "/Apply-Image"), copyAt)
+	assert.Less(t, copyAt, strings.Index(script, "& bcdboot.exe"))
+	assert.Equal(t, 1, strings.Count(script, "& robocopy.exe "))
+	assert.NotContains(t, script, "Copy-Item")
+	assert.Contains(t, script, "Join-Path $Payload 'unattend.xml'")
+
+	// scratch files stay in TempDir
+	assert.Contains(t, script, "$Temp = "+quotePS(in.TempDir)+"\n")
+	assert.Contains(t, script, "$env:TEMP = $Temp\n")
+	assert.NotContains(t, script, "GetTempPath")
 
 	// each disabled service is disabled by exactly one reg add Start=4
 	for _, s := range in.Selected.DisabledServices {
@@ -145,7 +185,7 @@ func checkDismScript(t *testing.T, in diskimage.DismInputs, script string) {
 	assert.Equal(t, im.OS == "Windows 10", strings.Contains(script, "/v DisableNotificationCenter /t REG_DWORD /d 1 /f"))
 
 	for _, d := range in.Selected.Drivers {
-		assert.Contains(t, script, "$driver = Join-Path $DriverDir "+quotePS(d.Name+`\`+d.InfPath)+"\n")
+		assert.Contains(t, script, "$driver = Join-Path \"${W}:\\\" "+quotePS(`Windows\Temp\drivers\`+d.Name)+"\n")
 	}
 	assert.Equal(t, len(in.Selected.Drivers), strings.Count(script, "/Add-Driver \"/Driver:$driver\" /Recurse\n"))
 
@@ -163,8 +203,9 @@ func checkDismScript(t *testing.T, in diskimage.DismInputs, script string) {
 	}
 	assert.Contains(t, script, `/Apply-Image "/ImageFile:$Wim" "/Index:$Index" "/ApplyDir:${W}:\"`)
 	assert.Contains(t, script, "$Index = 3\n")
-	assert.Contains(t, script, "-Destination \"${W}:\\unattend.xml\"")
-	assert.Contains(t, script, "-Destination \"${W}:\\Windows\\Panther\\unattend.xml\"")
+	if len(in.Selected.Drivers) > 0 {
+		assert.Less(t, copyAt, strings.Index(script, "/Add-Driver"))
+	}
 
 	// detach and hive unload happen in the outermost finally, after every step
 	fin := regexp.MustCompile(`(?m)^} finally \{$`).FindStringIndex(script)
@@ -208,13 +249,9 @@ func TestDismScriptQuotesConfigurationValues(t *testing.T) {
 	cfg := loadDismConfig(t)
 	in := dismInputs(t, cfg, "win10-64")
 	evil := `it's $(Remove-Item -Recurse -Force D) ‘x’ ${HOME}; & calc ` + "`"
-	in.Selected.Packages = []config.Package{
-		{Name: evil, SavePath: `Windows\Temp\` + evil},
-		{Name: evil + ".zip", SavePath: `Windows\` + evil, Extract: true},
-	}
 	in.Selected.Drivers = []config.Driver{{Name: evil, InfPath: evil}}
 	in.Selected.DisabledServices = []config.DisabledService{{Name: evil}}
-	in.PackageDir = `C:\it's $(x)`
+	in.PayloadDir = `C:\it's $(x)`
 	script, err := diskimage.DismScript(in)
 	require.NoError(t, err)
 
@@ -226,8 +263,9 @@ func TestDismScriptQuotesConfigurationValues(t *testing.T) {
 	assert.NotContains(t, outside, "${HOME}")
 	assert.NotContains(t, outside, "calc")
 	assert.NotContains(t, outside, "$(x)")
-	assert.Contains(t, script, `'it''s $(Remove-Item -Recurse -Force D) ‘‘x’’ ${HOME}; & calc `+"`')")
-	assert.Contains(t, script, `$PackageDir = 'C:\it''s $(x)'`)
+	assert.Contains(t, script, `'Windows\Temp\drivers\it''s $(Remove-Item -Recurse -Force D) ‘‘x’’ ${HOME}; & calc `+"`'\n")
+	assert.Contains(t, script, `\Services\it''s $(Remove-Item -Recurse -Force D) ‘‘x’’ ${HOME}; & calc `+"`' /v Start")
+	assert.Contains(t, script, `$Payload = 'C:\it''s $(x)'`)
 	checkDismScript(t, in, script)
 }
 
@@ -289,24 +327,27 @@ func TestDismScriptErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "marketplace")
 	assert.ErrorContains(t, err, market.Name)
 
-	for _, save := range []string{`..\..\evil.exe`, `Windows\..\..\evil.exe`, `C:\evil.exe`, `\evil.exe`, `/etc/evil`, `Windows/../../evil`, ``} {
+	for _, name := range []string{`..`, `a\b`, `x/y`, `c:d`, "tab\tname", ``} {
 		in := base
-		in.Selected.Packages = append([]config.Package{}, base.Selected.Packages...)
-		in.Selected.Packages = append(in.Selected.Packages, config.Package{Name: "bad-package", SavePath: save})
+		in.Selected.Drivers = []config.Driver{{Name: name, InfPath: `x64`}}
 		_, err := diskimage.DismScript(in)
-		if assert.Error(t, err, save) {
-			assert.Contains(t, err.Error(), `package "bad-package"`, save)
-			assert.Contains(t, err.Error(), "savepath", save)
+		if assert.Error(t, err, name) {
+			assert.Contains(t, err.Error(), `driver `+strconv.Quote(name), name)
 		}
 	}
-	for _, inf := range []string{`..\evil`, `C:\drivers\evil`, `\\server\share\evil`, `x\..\..\evil`} {
+
+	for _, p := range []struct{ what, path string }{{"payload folder", `C:\"evil`}, {"scratch folder", "C:\\tmp\n"}, {"WIM path", ``}} {
 		in := base
-		in.Selected.Drivers = []config.Driver{{Name: "bad-driver", InfPath: inf}}
-		_, err := diskimage.DismScript(in)
-		if assert.Error(t, err, inf) {
-			assert.Contains(t, err.Error(), `driver "bad-driver"`, inf)
-			assert.Contains(t, err.Error(), "infpath", inf)
+		switch p.what {
+		case "payload folder":
+			in.PayloadDir = p.path
+		case "scratch folder":
+			in.TempDir = p.path
+		default:
+			in.WIMPath = p.path
 		}
+		_, err := diskimage.DismScript(in)
+		assert.ErrorContains(t, err, p.what)
 	}
 
 	in = base

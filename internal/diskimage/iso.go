@@ -18,9 +18,15 @@ import (
 
 // Tools names the external programs, so that tests and the action can point
 // at particular builds. The zero value finds them on PATH: "7z" (p7zip-full)
-// or "7zz" (7zip) for SevenZip, and "wimlib-imagex" (wimtools) for Wimlib.
+// or "7zz" (7zip) for SevenZip, "wimlib-imagex" (wimtools) for Wimlib, and
+// for PowerShell, which runs the dism builder's script, "powershell.exe" on
+// Windows and "pwsh" elsewhere. Dism, when set, lists a WIM's images
+// instead of wimlib-imagex; on Windows "dism.exe" does when wimlib-imagex
+// is not installed, as on GitHub's Windows runners.
 type Tools struct {
 	SevenZip, Wimlib string
+	PowerShell       string
+	Dism             string
 }
 
 // sevenZip resolves the 7-Zip binary. Both Debian spellings are tried because

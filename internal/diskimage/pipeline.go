@@ -240,6 +240,8 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 	switch in.Builder {
 	case "", BuilderWimlib:
 		steps = append(steps, b.wimlibSteps()...)
+	case BuilderDism:
+		steps = append(steps, b.dismSteps()...)
 	}
 	steps = append(steps, buildStep{StepStore, func() error {
 		return in.Store.Put(ctx, b.vhdPath, name, map[string]string{
@@ -351,7 +353,7 @@ func checkInputs(in BuildInputs) error {
 		return fmt.Errorf("building disk image for key %s: image.size %d GiB: must be at least 1", in.Key.Name, in.Key.Image.Size)
 	}
 	switch in.Builder {
-	case "", BuilderWimlib:
+	case "", BuilderWimlib, BuilderDism:
 	default:
 		return fmt.Errorf("building disk image for key %s: unknown builder %q (use %s or %s)", in.Key.Name, in.Builder, BuilderWimlib, BuilderDism)
 	}

@@ -27,6 +27,9 @@ func (im WIMImage) String() string {
 
 // Images lists the images of the WIM (or ESD) at wimPath, in index order.
 func (t Tools) Images(ctx context.Context, wimPath string) ([]WIMImage, error) {
+	if dism := t.dism(); dism != "" {
+		return dismImages(ctx, dism, wimPath)
+	}
 	out, err := run(ctx, t.wimlib(), "info", wimPath)
 	if err != nil {
 		if ctx.Err() != nil {

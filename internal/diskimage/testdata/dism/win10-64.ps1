@@ -7,16 +7,23 @@ Set-StrictMode -Version 3
 
 $Wim = 'C:\cib\work\install.wim'
 $Index = 3
-$Unattend = 'C:\cib\work\unattend.xml'
-$PackageDir = 'C:\cib\work\packages'
-$DriverDir = 'C:\cib\work\drivers'
-$Vhd = 'C:\cib\out\disk.vhd'
+$Payload = 'C:\cib\work\payload\tree'
+$Temp = 'C:\cib\work\dism-temp'
+$Vhd = 'C:\cib\work\disk.vhd'
 $SizeGiB = 64
+
+# Scratch files stay in the build's own folder, which cib removes: dism
+# and the other tools put theirs in TEMP.
+$env:TEMP = $Temp
+$env:TMP = $Temp
+if (-not (Test-Path -LiteralPath (Join-Path $Payload 'unattend.xml') -PathType Leaf)) {
+    throw "dism build: the payload folder $Payload has no unattend.xml"
+}
 
 # Invoke-Diskpart runs diskpart on a script file, the only way to give it
 # commands without a console.
 function Invoke-Diskpart([string]$What, [string[]]$Lines) {
-    $file = Join-Path ([System.IO.Path]::GetTempPath()) ('cib-diskpart-' + [guid]::NewGuid() + '.txt')
+    $file = Join-Path $Temp ('cib-diskpart-' + [guid]::NewGuid() + '.txt')
     Set-Content -LiteralPath $file -Value $Lines -Encoding ASCII
     try {
         & diskpart.exe /s $file
@@ -65,20 +72,13 @@ try {
     & dism.exe /Apply-Image "/ImageFile:$Wim" "/Index:$Index" "/ApplyDir:${W}:\"
     if ($LASTEXITCODE -ne 0) { throw "dism /Apply-Image failed with exit code $LASTEXITCODE" }
 
-    # Setup reads unattend.xml from the volume root and from Windows\Panther.
-    Copy-Item -LiteralPath $Unattend -Destination "${W}:\unattend.xml" -Force
-    [void][System.IO.Directory]::CreateDirectory("${W}:\Windows\Panther")
-    Copy-Item -LiteralPath $Unattend -Destination "${W}:\Windows\Panther\unattend.xml" -Force
-
-    # Packages, each to its savepath; the unattend commands install them.
-    [void][System.IO.Directory]::CreateDirectory((Join-Path "${W}:\" 'Windows\Temp'))
-    Copy-Item -LiteralPath (Join-Path $PackageDir 'StackdriverLogging-v1-9.exe') -Destination (Join-Path "${W}:\" 'Windows\Temp\StackdriverLogging-v1-9.exe') -Force
-    Copy-Item -LiteralPath (Join-Path $PackageDir 'nxlog-ce.msi') -Destination (Join-Path "${W}:\" 'Windows\Temp\nxlog-ce.msi') -Force
-    Copy-Item -LiteralPath (Join-Path $PackageDir 'papertrail-bundle.pem') -Destination (Join-Path "${W}:\" 'Windows\Temp\papertrail-bundle.pem') -Force
-    Copy-Item -LiteralPath (Join-Path $PackageDir 'set-regional-fqdn') -Destination (Join-Path "${W}:\" 'Windows\Temp\set-regional-fqdn.ps1') -Force
-    Copy-Item -LiteralPath (Join-Path $PackageDir 'set-oobe-unattend') -Destination (Join-Path "${W}:\" 'Windows\Temp\set-oobe-unattend.ps1') -Force
-    Copy-Item -LiteralPath (Join-Path $PackageDir 'nxlog.conf') -Destination (Join-Path "${W}:\" 'Windows\Temp\nxlog.conf') -Force
-    Copy-Item -LiteralPath (Join-Path $PackageDir 'ronnin_puppet') -Destination (Join-Path "${W}:\" 'Windows\Temp\azure-bootstrap.ps1') -Force
+    # The payload is laid out as the volume: unattend.xml at the root and in
+    # Windows\Panther (where Setup reads it), the packages at their savepath
+    # (the unattend commands install them), the drivers in Windows\Temp\drivers.
+    # robocopy merges it into the image's folders; it exits with 8 or more on
+    # failure, below 8 when it copied what it had to.
+    & robocopy.exe $Payload "${W}:\" /E /R:2 /W:5 /NP /NJH /NDL
+    if ($LASTEXITCODE -ge 8) { throw "robocopy (payload) failed with exit code $LASTEXITCODE" }
 
     # Boot files and BCD store on the system partition, from the applied image.
     & bcdboot.exe "${W}:\Windows" /s "${S}:" /f BIOS
