@@ -27,9 +27,9 @@ func TestBuildDiskImageActionSkipsAStoredImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := cfg.Key("win10-64")
-	fp := cfg.DiskInputs(k, "local").Fingerprint()
+	fp := cfg.DiskInputs(k, "azure").Fingerprint()
 	store := t.TempDir()
-	name := "vhd/" + time.Now().UTC().Format("2006-01-02") + "/" + ws.sha[:7] + "-local-windows10-professional-en-us-x86-64-fixed.vhd"
+	name := "vhd/" + time.Now().UTC().Format("2006-01-02") + "/" + ws.sha[:7] + "-azure-windows10-professional-en-us-x86-64-fixed.vhd"
 	image := filepath.Join(store, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(image), 0o755); err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ func TestBuildDiskImageActionSkipsAStoredImage(t *testing.T) {
 	}
 
 	run := runNamedAction(t, root, "build-disk-image", ws, msg, map[string]string{
-		"key": "win10-64", "environment": "staging", "platform": "local",
+		"key": "win10-64", "environment": "staging", "platform": "azure", "store": "local",
 		"fingerprint": fp, "store-dir": store,
 	})
 	if run.failed {
@@ -62,7 +62,7 @@ func TestBuildDiskImageActionSkipsAStoredImage(t *testing.T) {
 		t.Errorf("the step summary does not say the image is already there:\n%s", run.summary)
 	}
 	origin := filepath.Join(filepath.Dir(ws.dir), "origin.git")
-	rec := git(t, origin, "", "show", "cib-records:records/staging/local/disk/win10-64.json")
+	rec := git(t, origin, "", "show", "cib-records:records/staging/azure/disk/win10-64.json")
 	if !strings.Contains(rec, `"fingerprint": "`+fp+`"`) || !strings.Contains(rec, `"revision": "`+ws.sha+`"`) {
 		t.Errorf("the record does not hold the fingerprint and revision:\n%s", rec)
 	}

@@ -11,11 +11,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-func azuriteConnectionString() string {
-	return "DefaultEndpointsProtocol=http;AccountName=" + devAccount + ";AccountKey=" + devKey + ";BlobEndpoint=" + azuriteURL + ";"
-}
+	"github.com/cib-project/cib/internal/azure/azuritetest"
+)
 
 // The store the disk-image stage uses, reached the way the CLI reaches it:
 // a client from the connection string in the environment.
@@ -23,7 +21,7 @@ func TestStorePutExistsAndBlobs(t *testing.T) {
 	ctx := context.Background()
 	made := newContainer(t, &testTransport{})
 	name := path.Base(made.URL())
-	env := map[string]string{ConnectionStringVar: azuriteConnectionString()}
+	env := map[string]string{ConnectionStringVar: azuritetest.ConnectionString(azuriteURL)}
 	c, err := NewContainerClient(ContainerOptions{Container: name, Getenv: func(k string) string { return env[k] }})
 	require.NoError(t, err)
 
@@ -93,4 +91,16 @@ func TestLabel(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, Label(c), u)
 	}
+}
+
+// A container that is not there is an error at the first look, not "no
+// image yet": otherwise a whole build would run before the upload fails.
+func TestExistsInAMissingContainer(t *testing.T) {
+	needAzurite(t)
+	c, err := NewContainerClient(ContainerOptions{Container: "no-such-container", Getenv: func(k string) string {
+		return map[string]string{ConnectionStringVar: azuritetest.ConnectionString(azuriteURL)}[k]
+	}})
+	require.NoError(t, err)
+	_, _, err = Exists(context.Background(), c, "vhd/x.vhd")
+	assert.ErrorContains(t, err, "azure: container "+devAccount+"/no-such-container does not exist")
 }

@@ -602,8 +602,12 @@ func Exists(ctx context.Context, c *container.Client, name string) (bool, map[st
 	props, err := c.NewBlobClient(name).GetProperties(ctx, nil)
 	// A HEAD response has no body, so besides the error code header the
 	// status is checked too.
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		// Said before anything is built, not after an hour of building.
+		return false, nil, fmt.Errorf("azure: container %s does not exist: create it (or name another container)", Label(c))
+	}
 	var re *azcore.ResponseError
-	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) ||
+	if bloberror.HasCode(err, bloberror.BlobNotFound) ||
 		(errors.As(err, &re) && re.StatusCode == http.StatusNotFound) {
 		return false, nil, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -32,13 +33,18 @@ for the ISO and lists the WIM's images with dism itself. --builder auto (the def
 image.builder when set, else the runner's; a builder the runner cannot run
 is refused.
 
-Where the image goes:
-  --platform azure  a page blob in the container --container (default: the
-                    key's image.target bucket when its platform is azure) of
-                    --storage-account, uploading only the non-zero ranges.
-                    Credentials: AZURE_STORAGE_CONNECTION_STRING, or the
-                    azure/login session / AZURE_* variables.
-  --platform local  a file under --store-dir; no cloud account needed.
+The image is built for the cloud --platform names (azure): it selects the
+shared packages, drivers, commands and services that apply, and names the
+image. The configuration is read from the commit that is built (--rev), so
+that the image's name and contents agree: commit a change before building it.
+
+Where the image goes (--store; default the key's image.target platform):
+  azure  a page blob in the container --container (default: image.target's
+         bucket) of --storage-account, uploading only the non-zero ranges.
+         Credentials: AZURE_STORAGE_CONNECTION_STRING, or the azure/login
+         session / AZURE_* variables.
+  local  a file under --store-dir (default: image.target's bucket, else
+         cib-images); no cloud account needed.
 
 An image already stored under its name with the same fingerprint is not
 built again (exit 0, says so) unless --overwrite. After the image is stored,
@@ -51,7 +57,8 @@ image's name, and the work files are removed); 64 the command line is wrong.`
 
 type buildOpts struct {
 	config, repo, rev, environment, platform string
-	builder, workDir, storeDir, artifacts    string
+	builder, workDir, store, storeDir        string
+	artifacts                                string
 	iso, isoSHA256, fingerprint              string
 	storageAccount, container, blobEndpoint  string
 	overwrite, record                        bool
@@ -64,10 +71,11 @@ func buildFlags(env Env, o *buildOpts) *flagSet {
 	fs.StringVar(&o.repo, "repo", ".", "the git `repository` whose commit is built (and where --record records)")
 	fs.StringVar(&o.rev, "rev", "HEAD", "the `revision` built; its sha names the image")
 	fs.StringVar(&o.environment, "environment", "", "the `environment` built for (needed by --record)")
-	fs.StringVar(&o.platform, "platform", "azure", "where the image goes: azure or local")
+	fs.StringVar(&o.platform, "platform", "azure", "the `cloud` the image is for: selects the shared entries and names the image")
+	fs.StringVar(&o.store, "store", "", "where the image goes: `azure` or local (default: the key's image.target platform)")
 	fs.StringVar(&o.builder, "builder", "auto", "`wimlib` (Linux), dism (Windows) or auto: image.builder, else the runner's")
 	fs.StringVar(&o.workDir, "work-dir", "", "scratch `folder`, emptied whatever happens (default $RUNNER_TEMP or the system's)")
-	fs.StringVar(&o.storeDir, "store-dir", "cib-images", "the `folder` images go to with --platform local")
+	fs.StringVar(&o.storeDir, "store-dir", "", "the `folder` images go to with --store local (default: image.target's bucket, else cib-images)")
 	fs.StringVar(&o.artifacts, "artifacts", "cib-artifacts", "the `folder` the manifest and redacted unattend.xml go to, under KEY/")
 	fs.StringVar(&o.iso, "iso", "", "build from this ISO (`url or path`) instead of the key's iso.source")
 	fs.StringVar(&o.isoSHA256, "iso-sha256", "", "the SHA-256 the ISO must have (default: iso.source.sha256)")
@@ -108,7 +116,15 @@ func runBuild(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cib build disk-image: unexpected argument %q (flags go after the key)\n", fs.Arg(0))
 		return ExitUsage
 	}
-	cfg, code := loadConfig(env, "build", o.config)
+	hash, _, err := commitAt(env.path(o.repo), o.rev)
+	if err != nil {
+		return fail(env, "build disk-image", err)
+	}
+	fsys, err := configAt(env.path(o.repo), hash, o.config)
+	if err != nil {
+		return fail(env, "build disk-image", err)
+	}
+	cfg, code := loadConfigFS(env, "build", fsys, fmt.Sprintf("%s (at %s)", o.config, hash[:7]))
 	if cfg == nil {
 		return code
 	}
@@ -133,7 +149,7 @@ func runBuild(args []string, env Env) int {
 	o.builder = builder
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := buildDiskImage(ctx, env, cfg, k, o); err != nil {
+	if err := buildDiskImage(ctx, env, cfg, k, hash, o); err != nil {
 		return fail(env, "build disk-image", err)
 	}
 	return ExitOK
@@ -142,10 +158,13 @@ func runBuild(args []string, env Env) int {
 // check refuses option combinations that cannot work, before anything is
 // fetched or created.
 func (o *buildOpts) check(cfg *config.Config) error {
-	switch o.platform {
-	case "azure", "local":
+	if !slices.Contains(config.SupportedPlatforms, o.platform) {
+		return fmt.Errorf("--platform %q: the cloud the image is for must be one of %s (a local folder is --store local)", o.platform, strings.Join(config.SupportedPlatforms, ", "))
+	}
+	switch o.store {
+	case "", "azure", "local":
 	default:
-		return fmt.Errorf("--platform %q: use azure or local", o.platform)
+		return fmt.Errorf("--store %q: use azure or local", o.store)
 	}
 	switch o.builder {
 	case "auto", diskimage.BuilderWimlib, diskimage.BuilderDism:
@@ -162,6 +181,45 @@ func (o *buildOpts) check(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// storeOf says where a key's disk image goes: --store, else the platform
+// of the key's image.target (azure or local), and the container or folder:
+// --container / --store-dir, else image.target's bucket when it is of that
+// kind, else (local only) cib-images.
+func storeOf(k *config.Key, o buildOpts) (kind, bucket string, err error) {
+	t := k.Image.Target
+	kind = o.store
+	if kind == "" {
+		switch {
+		case o.container != "":
+			kind = "azure"
+		case o.storeDir != "":
+			kind = "local"
+		case t != nil && (t.Platform == "azure" || t.Platform == "local"):
+			kind = t.Platform
+		default:
+			where := "has no image.target"
+			if t != nil {
+				where = fmt.Sprintf("has image.target %s bucket %q", t.Platform, t.Bucket)
+			}
+			return "", "", fmt.Errorf("key %s %s, and cib stores disk images in azure or a local folder: pass --store azure --container NAME or --store local --store-dir DIR, or set image.target to {platform: azure, bucket: <container>}", k.Name, where)
+		}
+	}
+	bucket = o.container
+	if kind == "local" {
+		bucket = o.storeDir
+	}
+	if bucket == "" && t != nil && t.Platform == kind {
+		bucket = t.Bucket
+	}
+	switch {
+	case bucket == "" && kind == "local":
+		bucket = "cib-images"
+	case bucket == "":
+		return "", "", fmt.Errorf("key %s: no azure container for the image: pass --container NAME or set image.target to {platform: azure, bucket: <container>}", k.Name)
+	}
+	return kind, bucket, nil
 }
 
 // chooseBuilder resolves the disk-image builder for a runner of the given
@@ -194,13 +252,9 @@ func chooseBuilder(flag string, k *config.Key, goos string) (string, error) {
 
 // buildDiskImage fetches the ISO, runs diskimage.Build into the store the
 // platform names, then writes the artifacts and the record.
-func buildDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config.Key, o buildOpts) error {
+func buildDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config.Key, hash string, o buildOpts) error {
 	r := env.runner()
 	logf := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
-	hash, _, err := commitAt(env.path(o.repo), o.rev)
-	if err != nil {
-		return err
-	}
 	inputs := cfg.DiskInputs(k, o.platform)
 	fp := inputs.Fingerprint()
 	if o.fingerprint != "" && o.fingerprint != fp {
@@ -224,22 +278,15 @@ func buildDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config.
 		store    diskimage.Store
 		uploaded *azure.Result
 	)
-	switch o.platform {
+	kind, bucket, err := storeOf(k, o)
+	if err != nil {
+		return err
+	}
+	switch kind {
 	case "local":
-		store = diskimage.LocalStore{Dir: env.path(o.storeDir)}
+		store = diskimage.LocalStore{Dir: env.path(bucket)}
 	case "azure":
-		name := o.container
-		if name == "" && k.Image.Target != nil && k.Image.Target.Platform == "azure" {
-			name = k.Image.Target.Bucket
-		}
-		if name == "" {
-			where := "no image.target"
-			if t := k.Image.Target; t != nil {
-				where = fmt.Sprintf("image.target is %s bucket %q", t.Platform, t.Bucket)
-			}
-			return fmt.Errorf("key %s: no azure container for the image (%s): pass --container or set image.target to {platform: azure, bucket: <container>}", k.Name, where)
-		}
-		c, err := openContainer(name)
+		c, err := openContainer(bucket)
 		if err != nil {
 			return err
 		}

@@ -65,7 +65,7 @@ func TestBuildDiskImageLocal(t *testing.T) {
 	f := requireBuild(t)
 	rp, _ := buildRepo(t)
 	store, work, arts := filepath.Join(t.TempDir(), "images"), t.TempDir(), t.TempDir()
-	args := []string{"build", "disk-image", "win10-64", "--platform", "local", "--store-dir", store,
+	args := []string{"build", "disk-image", "win10-64", "--store", "local", "--store-dir", store,
 		"--work-dir", work, "--artifacts", arts, "--iso", f.ISO, "--record", "--environment", "staging"}
 
 	env := actionsEnv(t, "push", map[string]any{}, rp.head(t))
@@ -75,13 +75,13 @@ func TestBuildDiskImageLocal(t *testing.T) {
 	out := outputs(t, env["GITHUB_OUTPUT"])
 	name := out["image-name"]
 	require.True(t, strings.HasPrefix(name, "vhd/"), name)
-	assert.True(t, strings.HasSuffix(name, "/"+rp.head(t)[:7]+"-local-windows10-professional-en-us-x86-64-fixed.vhd"), name)
+	assert.True(t, strings.HasSuffix(name, "/"+rp.head(t)[:7]+"-azure-windows10-professional-en-us-x86-64-fixed.vhd"), name)
 	assert.Equal(t, store+"/"+name, out["image-location"])
 	assert.Equal(t, "false", out["skipped"])
 	assert.True(t, strings.HasPrefix(out["fingerprint"], "sha256:"), out["fingerprint"])
 	assert.Equal(t, filepath.Join(arts, "win10-64"), out["artifacts"])
 	assert.Contains(t, r.stdout, "built disk image "+store+"/"+name+" (1.00 GiB)")
-	assert.Contains(t, r.stdout, "recorded records/staging/local/disk/win10-64.json")
+	assert.Contains(t, r.stdout, "recorded records/staging/azure/disk/win10-64.json")
 
 	// The VHD and its metadata, under the image's name.
 	vhdPath := filepath.Join(store, filepath.FromSlash(name))
@@ -141,12 +141,14 @@ func TestBuildDiskImageLocal(t *testing.T) {
 		assert.Contains(t, string(summary), "| "+step+" | ")
 	}
 	assert.Contains(t, string(summary), "| size | 1.00 GiB |")
-	// The payload's target rule names azure: a local build places none of
-	// it (target.cloud cannot name local), so there is no placed table.
-	assert.NotContains(t, string(summary), "| placed |")
+	// Built for azure (the default --platform) though stored locally: the
+	// payload that applies to azure is placed.
+	for _, p := range []string{"package tool.msi", "package modules.zip", "driver netdrv"} {
+		assert.Contains(t, string(summary), "| "+p+" |")
+	}
 
 	// The record, on the origin's records branch.
-	show := git(t, rp.origin, "show", "cib-records:records/staging/local/disk/win10-64.json")
+	show := git(t, rp.origin, "show", "cib-records:records/staging/azure/disk/win10-64.json")
 	assert.Contains(t, show, `"fingerprint": "`+out["fingerprint"]+`"`)
 	assert.Contains(t, show, store+"/"+name)
 	assertEmptyDir(t, work)
@@ -263,8 +265,8 @@ func TestBuildDiskImageAzure(t *testing.T) {
 			"--work-dir", work, "--artifacts", arts, "--iso", f.ISO)
 		assert.Equal(t, cli.ExitFailure, r.code)
 		t.Logf("stderr:\n%s", r.stderr)
-		assert.Contains(t, r.stderr, "missing")
-		assert.Contains(t, r.stderr, "ContainerNotFound")
+		assert.Contains(t, r.stderr, "step check-store: azure: container "+azuritetest.Account+"/missing does not exist")
+		assert.NotContains(t, r.stderr, "fetch-iso done", "the build went on without a container")
 		assert.Equal(t, before, blobNames(t, c))
 		missing, err := azure.NewContainerClient(azure.ContainerOptions{Container: "missing", Getenv: func(k string) string { return env[k] }})
 		require.NoError(t, err)

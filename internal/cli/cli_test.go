@@ -441,23 +441,23 @@ func TestBuildDiskImageSkipsAStoredImageAndRecordsIt(t *testing.T) {
 	rp := newRepo(t, "build win10-64")
 	// The fingerprint of the key's disk image on the local platform, as
 	// the record of it would hold.
-	r := run(t, rp.dir, nil, "record", "disk-image", "--dry-run", "--platform", "local", "--environment", "staging", "--key", "win10-64")
+	r := run(t, rp.dir, nil, "record", "disk-image", "--dry-run", "--environment", "staging", "--key", "win10-64")
 	require.Equal(t, 0, r.code, r.stderr)
 	var dry struct{ Fingerprint string }
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &dry))
 	fp := dry.Fingerprint
 	require.NotEmpty(t, fp)
 	store := filepath.Join(t.TempDir(), "images")
-	name := "vhd/" + time.Now().UTC().Format("2006-01-02") + "/" + rp.head(t)[:7] + "-local-windows10-professional-en-us-x86-64-fixed.vhd"
+	name := "vhd/" + time.Now().UTC().Format("2006-01-02") + "/" + rp.head(t)[:7] + "-azure-windows10-professional-en-us-x86-64-fixed.vhd"
 	storedImage(t, store, name, map[string]string{"fingerprint": fp})
 	env := actionsEnv(t, "push", map[string]any{}, rp.head(t))
 	work := t.TempDir()
 
-	r = run(t, rp.dir, env, "build", "disk-image", "win10-64", "--platform", "local", "--store-dir", store,
+	r = run(t, rp.dir, env, "build", "disk-image", "win10-64", "--store", "local", "--store-dir", store,
 		"--work-dir", work, "--fingerprint", fp, "--record", "--environment", "staging")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "is already stored with fingerprint "+fp+"; nothing to build")
-	assert.Contains(t, r.stdout, "recorded records/staging/local/disk/win10-64.json")
+	assert.Contains(t, r.stdout, "recorded records/staging/azure/disk/win10-64.json")
 	out := outputs(t, env["GITHUB_OUTPUT"])
 	assert.Equal(t, "true", out["skipped"])
 	assert.Equal(t, name, out["image-name"])
@@ -465,7 +465,7 @@ func TestBuildDiskImageSkipsAStoredImageAndRecordsIt(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(summary), "already stored with this fingerprint")
 	assertEmptyDir(t, work)
-	show := git(t, rp.origin, "show", "cib-records:records/staging/local/disk/win10-64.json")
+	show := git(t, rp.origin, "show", "cib-records:records/staging/azure/disk/win10-64.json")
 	assert.Contains(t, show, `"fingerprint": "`+fp+`"`)
 	assert.Contains(t, show, store+"/"+name)
 }
@@ -486,11 +486,12 @@ func TestBuildDiskImageFailuresLeaveNothing(t *testing.T) {
 		{"stale fingerprint", []string{"--iso", corrupt, "--fingerprint", "sha256:" + strings.Repeat("0", 64)}, cli.ExitFailure, "the configuration differs from the commit the plan was made for"},
 		{"record without environment", []string{"--record"}, cli.ExitUsage, "--record needs --environment"},
 		{"dism builder", []string{"--builder", "dism"}, cli.ExitUsage, "--builder dism: the dism builder needs a Windows runner"},
-		{"unknown platform", []string{"--platform", "amazon"}, cli.ExitUsage, `--platform "amazon": use azure or local`},
+		{"unknown platform", []string{"--platform", "local"}, cli.ExitUsage, `--platform "local": the cloud the image is for must be one of azure (a local folder is --store local)`},
+		{"unknown store", []string{"--store", "s3"}, cli.ExitUsage, `--store "s3": use azure or local`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store, work, arts := t.TempDir(), t.TempDir(), t.TempDir()
-			args := append([]string{"build", "disk-image", "win10-64", "--platform", "local", "--store-dir", store,
+			args := append([]string{"build", "disk-image", "win10-64", "--store", "local", "--store-dir", store,
 				"--work-dir", work, "--artifacts", arts}, tc.args...)
 			r := run(t, rp.dir, nil, args...)
 			assert.Equal(t, tc.code, r.code, r.stderr)
@@ -506,9 +507,12 @@ func TestBuildDiskImageFailuresLeaveNothing(t *testing.T) {
 	r = run(t, rp.dir, nil, "build", "machine-image", "win10-64")
 	assert.Equal(t, cli.ExitUsage, r.code)
 	assert.Contains(t, r.stderr, `unknown stage "machine-image"`)
-	r = run(t, rp.dir, nil, "build", "disk-image", "win10-64", "--platform", "azure", "--work-dir", t.TempDir())
+	r = run(t, rp.dir, nil, "build", "disk-image", "win10-64", "--work-dir", t.TempDir())
 	assert.Equal(t, cli.ExitFailure, r.code)
-	assert.Contains(t, r.stderr, `key win10-64: no azure container for the image (image.target is amazon bucket "windows-ami-builder"): pass --container`)
+	assert.Contains(t, r.stderr, `key win10-64 has image.target amazon bucket "windows-ami-builder", and cib stores disk images in azure or a local folder: pass --store azure --container NAME or --store local --store-dir DIR`)
+	r = run(t, rp.dir, nil, "build", "disk-image", "win10-64", "--store", "azure", "--work-dir", t.TempDir())
+	assert.Equal(t, cli.ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "key win10-64: no azure container for the image: pass --container NAME")
 	assert.Empty(t, git(t, rp.origin, "for-each-ref"))
 }
 
@@ -521,4 +525,25 @@ func assertEmptyDir(t *testing.T, dir string) {
 		names = append(names, e.Name())
 	}
 	assert.Empty(t, names, "left in %s", dir)
+}
+
+// The configuration of the commit built is what is built, not the work
+// tree's: the image is named after the commit. A broken, uncommitted key
+// file does not stop the build (it fails later, on the corrupt ISO).
+func TestBuildDiskImageReadsTheCommittedConfiguration(t *testing.T) {
+	rp := newRepo(t, "x")
+	require.NoError(t, os.WriteFile(filepath.Join(rp.dir, "config", "win10-64.yaml"), []byte("image: [broken\n"), 0o644))
+	corrupt := filepath.Join(t.TempDir(), "corrupt.iso")
+	require.NoError(t, os.WriteFile(corrupt, bytes.Repeat([]byte("not an iso "), 1000), 0o644))
+	r := run(t, rp.dir, nil, "build", "disk-image", "win10-64", "--store", "local", "--store-dir", t.TempDir(),
+		"--work-dir", t.TempDir(), "--iso", corrupt)
+	assert.Equal(t, cli.ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "step extract-wim")
+	assert.NotContains(t, r.stderr, "not valid YAML")
+
+	// A commit with the broken file is refused, naming the commit.
+	git(t, rp.dir, "commit", "-qam", "break win10-64")
+	r = run(t, rp.dir, nil, "build", "disk-image", "win10-64", "--store", "local", "--store-dir", t.TempDir(), "--iso", corrupt)
+	assert.Equal(t, cli.ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "config (at "+rp.head(t)[:7]+")/win10-64.yaml")
 }
