@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +34,7 @@ import (
 // Windows Setup's bcdboot builds a store the same way: it copies
 // Windows\System32\config\BCD-Template (which carries the settings objects
 // but no boot entries) and adds a boot manager and a loader object. cib
-// cannot run bcdboot, so BuildBCD does it with hivexregedit.
+// cannot run bcdboot, so BuildBCDStore does it with hivexregedit.
 const (
 	bcdTemplatePath = `Windows\System32\config\BCD-Template`
 
@@ -71,33 +70,27 @@ const (
 const (
 	pcatBootMgrPath = `Windows\Boot\PCAT\bootmgr`
 	efiBootMgrPath  = `Windows\Boot\EFI\bootmgfw.efi`
-	biosBCDDir      = "Boot"
+	biosBCDPath     = `Boot\BCD`
 	espBootDir      = "/EFI/Microsoft/Boot"
 	espFallbackDir  = "/EFI/Boot"
 )
 
-// BuildBCD builds the BCD store that boots the Windows image applied to
-// the NTFS volume at volumePath, once spliced into disk d, and writes it to
-// the system partition: \Boot\BCD in the volume itself for an MBR disk (the
-// Windows partition is also the active system partition), or
-// \EFI\Microsoft\Boot\BCD in the ESP of the raw disk file d.Path for a GPT
-// disk. uefi must match the disk's style (BIOS boots MBR, UEFI GPT). It
-// returns the GUID of the Windows Boot Loader object it created, in braces.
+// BuildBCDStore writes at out the BCD store that boots the Windows image
+// on disk d: for an MBR disk it goes to \Boot\BCD of the Windows volume
+// (also the active system partition), for a GPT disk to
+// \EFI\Microsoft\Boot\BCD of the ESP (InstallUEFIBoot). uefi must match
+// the disk's style (BIOS boots MBR, UEFI GPT). It returns the GUID of the
+// Windows Boot Loader object it created, in braces.
 //
-// The store is the image's own BCD-Template (so it matches the image's
-// Windows version) with a boot manager object and a loader object merged
-// in by hivexregedit; the loader's device and osdevice name the Windows
+// The store is the image's own BCD-Template (the file at template, taken
+// out of the image, so that the store matches the image's Windows
+// version) with a boot manager object and a loader object merged in by
+// hivexregedit; the loader's device and osdevice name the Windows
 // partition (by disk signature and byte offset on MBR, by disk and
 // partition GUID on GPT), and the boot manager's device names the system
-// partition.
-//
-// PutFile cannot create directories and images have no \Boot, so on MBR
-// the directory and store are added by applying a one-directory WIM made
-// here to the volume: wimlib-imagex apply accepts a non-empty NTFS volume
-// as long as the WIM's top-level names are new. If \Boot already exists
-// the store is put with PutFile instead.
-func BuildBCD(ctx context.Context, volumePath string, d Disk, uefi bool) (id string, err error) {
-	doing := fmt.Sprintf("building the BCD store for NTFS volume %s", volumePath)
+// partition. out is written through out + ".part" and a rename.
+func BuildBCDStore(ctx context.Context, template, out string, d Disk, uefi bool) (id string, err error) {
+	doing := "building the BCD store from " + template
 	if err := checkBootStyle(d, uefi); err != nil {
 		return "", fmt.Errorf("%s: %w", doing, err)
 	}
@@ -113,29 +106,18 @@ func BuildBCD(ctx context.Context, volumePath string, d Disk, uefi bool) (id str
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", doing, err)
 	}
-
 	var t hiveTools
 	if err := t.find(); err != nil {
 		return "", fmt.Errorf("%s: %w", doing, err)
 	}
-	dir, err := os.MkdirTemp("", "cib-bcd-")
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", doing, err)
-	}
+	store := out + ".part"
 	defer func() {
-		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
-			err = fmt.Errorf("removing temporary BCD copy: %w", rerr)
+		if err != nil {
+			_ = os.Remove(store)
 		}
 	}()
-	// The store is built in a directory of its own, laid out as it will be
-	// on the system partition, so that the MBR case can capture it as is.
-	storeDir := filepath.Join(dir, "store", biosBCDDir)
-	if err := os.MkdirAll(storeDir, 0o755); err != nil {
+	if err := copyFile(template, store); err != nil {
 		return "", fmt.Errorf("%s: %w", doing, err)
-	}
-	store := filepath.Join(storeDir, "BCD")
-	if err := t.catFile(ctx, volumePath, bcdTemplatePath, store); err != nil {
-		return "", err
 	}
 
 	id = "{" + uuid.NewString() + "}"
@@ -161,91 +143,74 @@ func BuildBCD(ctx context.Context, volumePath string, d Disk, uefi bool) (id str
 		{bcdElemSystemRoot, regString(`\Windows`)},
 	}
 	const prefix = `HKEY_LOCAL_MACHINE\BCD00000000`
-	regFile := filepath.Join(dir, "bcd.reg")
+	regFile := store + ".reg"
 	content := "Windows Registry Editor Version 5.00\n\n[" + prefix + "\\Objects]\n\n" +
 		bcdObjectReg(prefix, bcdBootMgrGUID, bcdTypeBootMgr, bootMgr) +
 		bcdObjectReg(prefix, id, bcdTypeOSLoader, loader)
 	if err := os.WriteFile(regFile, []byte(content), 0o600); err != nil {
 		return "", fmt.Errorf("%s: %w", doing, err)
 	}
+	defer os.Remove(regFile)
 	stderr, err := runIO(ctx, t.hivexregedit, nil, io.Discard, "--merge", "--prefix", prefix, store, regFile)
 	if err != nil {
 		return "", toolError(ctx, "hivexregedit --merge", doing, stderr, err,
 			"check that libwin-hivex-perl is installed and the image's BCD-Template is a registry hive with an Objects key")
 	}
-
-	if uefi {
-		m, err := findMtools()
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", doing, err)
-		}
-		if err := m.copyIn(ctx, d.Path, *d.ESP, store, espBootDir+"/BCD"); err != nil {
-			return "", fmt.Errorf("%s: %w", doing, err)
-		}
-		return id, nil
-	}
-	if err := putNewTopLevel(ctx, volumePath, filepath.Join(dir, "store"), biosBCDDir, store, biosBCDDir+`\BCD`); err != nil {
+	if err := os.Rename(store, out); err != nil {
 		return "", fmt.Errorf("%s: %w", doing, err)
 	}
 	return id, nil
 }
 
-// CopyBootManager copies the image's boot manager, as applied to the NTFS
-// volume at volumePath, to where the firmware looks for it: for BIOS,
-// Windows\Boot\PCAT\bootmgr to \bootmgr at the root of the volume (the
-// active partition); for UEFI, Windows\Boot\EFI\bootmgfw.efi to
-// \EFI\Microsoft\Boot\bootmgfw.efi and \EFI\Boot\bootx64.efi in the ESP
-// (d.ESP) of the raw disk file diskPath, written with mtools. diskPath is
-// unused for BIOS. The directories are created as needed and files there
-// replaced, so a re-run is safe.
-func CopyBootManager(ctx context.Context, volumePath, diskPath string, d Disk, uefi bool) (err error) {
-	doing := fmt.Sprintf("copying the boot manager from NTFS volume %s", volumePath)
-	if err := checkBootStyle(d, uefi); err != nil {
+// InstallUEFIBoot writes the UEFI boot files into the ESP (d.ESP) of the
+// raw disk file d.Path with mtools: the image's boot manager bootmgfw
+// (Windows\Boot\EFI\bootmgfw.efi) to \EFI\Microsoft\Boot\bootmgfw.efi and
+// to \EFI\Boot\bootx64.efi (the removable-media path the firmware runs,
+// since cib writes no NVRAM boot entry), and the store bcd to
+// \EFI\Microsoft\Boot\BCD. Directories are created as needed and files
+// there replaced, so a re-run is safe.
+func InstallUEFIBoot(ctx context.Context, d Disk, bootmgfw, bcd string) error {
+	doing := fmt.Sprintf("installing the UEFI boot files in %s", d.Path)
+	if err := checkBootStyle(d, true); err != nil {
 		return fmt.Errorf("%s: %w", doing, err)
-	}
-	ntfscat, err := lookTool("ntfscat", "ntfs-3g")
-	if err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
-	}
-	dir, err := os.MkdirTemp("", "cib-bootmgr-")
-	if err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
-	}
-	defer func() {
-		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
-			err = fmt.Errorf("removing temporary boot manager copy: %w", rerr)
-		}
-	}()
-	src := pcatBootMgrPath
-	if uefi {
-		src = efiBootMgrPath
-	}
-	local := filepath.Join(dir, path.Base(cleanNTFSPath(src)))
-	f, err := os.Create(local)
-	if err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
-	}
-	stderr, err := runIO(ctx, ntfscat, nil, f, volumePath, cleanNTFSPath(src))
-	if cerr := f.Close(); err == nil && cerr != nil {
-		return fmt.Errorf("%s: %w", doing, cerr)
-	}
-	if err != nil {
-		return toolError(ctx, "ntfscat", doing+": reading "+src, stderr, err,
-			"check that a Windows image was applied to the volume (the boot manager must exist)")
-	}
-	if !uefi {
-		return PutFile(ctx, volumePath, local, "bootmgr")
 	}
 	m, err := findMtools()
 	if err != nil {
 		return fmt.Errorf("%s: %w", doing, err)
 	}
-	for _, dst := range []string{espBootDir + "/bootmgfw.efi", espFallbackDir + "/bootx64.efi"} {
-		if err := m.copyIn(ctx, diskPath, *d.ESP, local, dst); err != nil {
+	for _, c := range []struct{ src, dst string }{
+		{bootmgfw, espBootDir + "/bootmgfw.efi"},
+		{bootmgfw, espFallbackDir + "/bootx64.efi"},
+		{bcd, espBootDir + "/BCD"},
+	} {
+		if err := m.copyIn(ctx, d.Path, *d.ESP, c.src, c.dst); err != nil {
 			return fmt.Errorf("%s: %w", doing, err)
 		}
 	}
 	return nil
+}
+
+// copyFile copies src to a new file dst.
+func copyFile(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(dst)
+		}
+	}()
+	_, err = io.Copy(out, in)
+	return err
 }
 
 // checkBootStyle rejects a disk whose style does not fit the firmware:
@@ -376,44 +341,6 @@ func hexList(data []byte) string {
 		parts[i] = fmt.Sprintf("%02x", c)
 	}
 	return strings.Join(parts, ",")
-}
-
-// putNewTopLevel puts the local file src at ntfsPath in the volume, where
-// ntfsPath's first component, top, is a directory the volume may lack.
-// PutFile is used when top exists. Otherwise the tree at localRoot (which
-// must hold only top) is captured to a WIM and applied to the volume:
-// wimlib-imagex apply to an NTFS volume adds the image's top-level names
-// to a volume that has other files, and it is the only ntfs-3g based tool
-// that creates directories without mounting.
-func putNewTopLevel(ctx context.Context, volumePath, localRoot, top, src, ntfsPath string) error {
-	ntfsinfo, err := lookTool("ntfsinfo", "ntfs-3g")
-	if err != nil {
-		return err
-	}
-	kind, err := ntfsKind(ctx, ntfsinfo, volumePath, cleanNTFSPath(top))
-	if err != nil {
-		return err
-	}
-	switch kind {
-	case "dir":
-		return PutFile(ctx, volumePath, src, ntfsPath)
-	case "file":
-		return fmt.Errorf(`%s in NTFS volume %s is a file, where a directory is needed`, top, volumePath)
-	}
-	wimlib, err := lookTool("wimlib-imagex", "wimtools")
-	if err != nil {
-		return err
-	}
-	wim := filepath.Join(filepath.Dir(localRoot), "boot.wim")
-	doing := fmt.Sprintf("adding %s to NTFS volume %s", toWindowsPath(top), volumePath)
-	if out, err := run(ctx, wimlib, "capture", localRoot, wim, "boot", "--compress=none", "--no-acls"); err != nil {
-		return toolError(ctx, "wimlib-imagex capture", doing, out, err, "check that wimtools is installed")
-	}
-	if out, err := run(ctx, wimlib, "apply", wim, "1", volumePath); err != nil {
-		return toolError(ctx, "wimlib-imagex apply", doing, out, err,
-			"check that the volume was formatted by FormatNTFS and has free space")
-	}
-	return nil
 }
 
 // mtools are the programs that write into the FAT32 ESP inside the raw

@@ -19,38 +19,27 @@ import (
 	"github.com/cib-project/cib/internal/diskimage/diskimagetest"
 )
 
-// bcdImage builds a WIM whose image carries a minimal BCD-Template (root
-// with an empty Objects key and a Description key named as Windows names
-// it) and placeholder boot managers, and applies it to a fresh NTFS volume
-// for the Windows partition of a disk laid out in style.
-func bcdImage(t *testing.T, style string) (Disk, string) {
+// bcdFiles makes what BuildBCDStore and InstallUEFIBoot take: a minimal
+// BCD-Template (root with an empty Objects key and a Description key named
+// as Windows names it), a placeholder UEFI boot manager, and a disk laid
+// out in style.
+func bcdFiles(t *testing.T, style string) (d Disk, template, bootmgfw string) {
 	t.Helper()
-	diskimagetest.RequireNTFSTools(t)
 	diskimagetest.RequireHiveTools(t)
 	diskimagetest.RequireTool(t, "mtools", "mcopy")
 	diskimagetest.RequireTool(t, "dosfstools", "mkfs.fat")
-	tools := testTools(t)
 	dir := t.TempDir()
-	tmpl := filepath.Join(dir, "BCD-Template")
-	diskimagetest.WriteHive(t, tmpl, &diskimagetest.RegKey{Name: "ROOT", Subkeys: []*diskimagetest.RegKey{{Name: "Description"}, {Name: "Objects"}}})
+	template = filepath.Join(dir, "BCD-Template")
+	diskimagetest.WriteHive(t, template, &diskimagetest.RegKey{Name: "ROOT", Subkeys: []*diskimagetest.RegKey{{Name: "Description"}, {Name: "Objects"}}})
 	// The regf writer stores only DWORDs; the KeyName string is merged in.
 	reg := filepath.Join(dir, "keyname.reg")
 	diskimagetest.WriteFile(t, reg, "Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\BCD\\Description]\n\"KeyName\"=\"BCD00000001\"\n")
-	diskimagetest.MustRun(t, "hivexregedit", "--merge", "--prefix", `HKEY_LOCAL_MACHINE\BCD`, tmpl, reg)
-	b, err := os.ReadFile(tmpl)
+	diskimagetest.MustRun(t, "hivexregedit", "--merge", "--prefix", `HKEY_LOCAL_MACHINE\BCD`, template, reg)
+	bootmgfw = filepath.Join(dir, "bootmgfw.efi")
+	diskimagetest.WriteFile(t, bootmgfw, "placeholder bootmgfw.efi")
+	d, err := Layout(context.Background(), filepath.Join(dir, "disk.raw"), testDiskSize, style)
 	require.NoError(t, err)
-	wim := diskimagetest.BuildWindowsWIM(t, map[string][]byte{
-		"Windows/System32/config/BCD-Template": b,
-		"Windows/Boot/PCAT/bootmgr":            []byte("placeholder PCAT bootmgr"),
-		"Windows/Boot/EFI/bootmgfw.efi":        []byte("placeholder bootmgfw.efi"),
-	})
-	ctx := context.Background()
-	d, err := Layout(ctx, filepath.Join(dir, "disk.raw"), testDiskSize, style)
-	require.NoError(t, err)
-	vol := filepath.Join(dir, "windows.ntfs")
-	require.NoError(t, FormatNTFS(ctx, vol, d.Windows, "Windows"))
-	require.NoError(t, tools.ApplyImage(ctx, wim, 1, vol))
-	return d, vol
+	return d, template, bootmgfw
 }
 
 // regExport reads value name of key in hive through hivexregedit --export
@@ -137,7 +126,7 @@ func elemKey(obj string, typ uint32) string {
 	return `\Objects\` + obj + `\Elements\` + strings.ToUpper(hex.EncodeToString(binary.BigEndian.AppendUint32(nil, typ)))
 }
 
-// checkStore checks the objects BuildBCD adds to the store at hive and
+// checkStore checks the objects BuildBCDStore adds to the store at hive and
 // returns the device elements of the boot manager and the loader.
 func checkStore(t *testing.T, hive, id string, uefi bool) (bootMgrDev, loaderDev, osDev decodedDevice) {
 	t.Helper()
@@ -166,25 +155,23 @@ func checkStore(t *testing.T, hive, id string, uefi bool) (bootMgrDev, loaderDev
 	return bootMgrDev, loaderDev, osDev
 }
 
-func TestBuildBCDMBR(t *testing.T) {
-	d, vol := bcdImage(t, StyleMBR)
+func TestBuildBCDStoreMBR(t *testing.T) {
+	d, template, _ := bcdFiles(t, StyleMBR)
 	ctx := context.Background()
-	first, err := BuildBCD(ctx, vol, d, false)
+	store := filepath.Join(t.TempDir(), "BCD")
+	first, err := BuildBCDStore(ctx, template, store, d, false)
 	require.NoError(t, err)
-	require.NoError(t, CopyBootManager(ctx, vol, d.Path, d, false))
-	// Running again replaces the store (\Boot now exists, so PutFile is
-	// used), built afresh from the template: the first loader is gone.
-	id, err := BuildBCD(ctx, vol, d, false)
+	// Building again replaces the store, built afresh from the template:
+	// the first loader is gone.
+	id, err := BuildBCDStore(ctx, template, store, d, false)
 	require.NoError(t, err)
 	_, err = uuid.Parse(strings.Trim(id, "{}"))
 	require.NoError(t, err)
+	assertEmpty(t, filepath.Dir(store), "BCD") // no .part or .reg left
 
-	assert.Equal(t, "placeholder PCAT bootmgr", ntfsOutput(t, "ntfscat", vol, "/bootmgr"))
-	hive := filepath.Join(t.TempDir(), "BCD")
-	require.NoError(t, os.WriteFile(hive, []byte(ntfsOutput(t, "ntfscat", vol, "/Boot/BCD")), 0o644))
-	bm, loader, _ := checkStore(t, hive, id, false)
+	bm, loader, _ := checkStore(t, store, id, false)
 	assert.NotEqual(t, first, id)
-	assert.NotContains(t, ntfsOutput(t, "hivexregedit", "--export", hive, `\Objects`), first)
+	assert.NotContains(t, ntfsOutput(t, "hivexregedit", "--export", store, `\Objects`), first)
 	for _, dev := range []decodedDevice{bm, loader} {
 		assert.Equal(t, uint32(1), dev.style, "MBR style")
 		assert.Equal(t, uint64(d.Windows.Start), binary.LittleEndian.Uint64(dev.partition[:8]), "partition offset")
@@ -195,12 +182,13 @@ func TestBuildBCDMBR(t *testing.T) {
 	assert.Equal(t, uint64(1<<20), binary.LittleEndian.Uint64(loader.partition[:8]))
 }
 
-func TestBuildBCDGPT(t *testing.T) {
-	d, vol := bcdImage(t, StyleGPT)
+func TestBuildBCDStoreGPT(t *testing.T) {
+	d, template, bootmgfw := bcdFiles(t, StyleGPT)
 	ctx := context.Background()
-	require.NoError(t, CopyBootManager(ctx, vol, d.Path, d, true))
-	id, err := BuildBCD(ctx, vol, d, true)
+	store := filepath.Join(t.TempDir(), "BCD")
+	id, err := BuildBCDStore(ctx, template, store, d, true)
 	require.NoError(t, err)
+	require.NoError(t, InstallUEFIBoot(ctx, d, bootmgfw, store))
 
 	img := d.Path + "@@" + "1048576"
 	mtype := func(p string) []byte {
@@ -214,10 +202,6 @@ func TestBuildBCDGPT(t *testing.T) {
 	for _, p := range []string{"/EFI/Microsoft/Boot/bootmgfw.efi", "/EFI/Boot/bootx64.efi"} {
 		assert.Equal(t, "placeholder bootmgfw.efi", string(mtype(p)), p)
 	}
-	out, err := exec.Command("mdir", "-b", "-i", img, "::/EFI/Microsoft/Boot").Output()
-	require.NoError(t, err)
-	assert.Contains(t, strings.ToUpper(string(out)), "BCD")
-
 	hive := filepath.Join(t.TempDir(), "BCD")
 	require.NoError(t, os.WriteFile(hive, mtype("/EFI/Microsoft/Boot/BCD"), 0o644))
 	bm, loader, _ := checkStore(t, hive, id, true)
@@ -228,14 +212,27 @@ func TestBuildBCDGPT(t *testing.T) {
 	}
 	assert.Equal(t, guidLE(t, d.Windows.GUID), loader.partition, "Windows partition GUID")
 	assert.Equal(t, guidLE(t, d.ESP.GUID), bm.partition, "ESP partition GUID")
+
+	// Installing again replaces the files (a re-run is safe).
+	require.NoError(t, InstallUEFIBoot(ctx, d, bootmgfw, store))
 }
 
-func TestBuildBCDStyleMismatch(t *testing.T) {
+func TestBuildBCDStoreFailures(t *testing.T) {
 	ctx := context.Background()
-	_, err := BuildBCD(ctx, "/nonexistent", Disk{Style: StyleMBR, Signature: 1}, true)
+	out := filepath.Join(t.TempDir(), "BCD")
+	_, err := BuildBCDStore(ctx, "/nonexistent", out, Disk{Style: StyleMBR, Signature: 1}, true)
 	assert.ErrorContains(t, err, "UEFI boot needs a GPT disk")
-	err = CopyBootManager(ctx, "/nonexistent", "/nonexistent", Disk{Style: StyleGPT}, false)
-	assert.ErrorContains(t, err, "BIOS boot needs an MBR disk")
+	err = InstallUEFIBoot(ctx, Disk{Style: StyleMBR}, "/nonexistent", "/nonexistent")
+	assert.ErrorContains(t, err, "UEFI boot needs a GPT disk")
+
+	d, _, _ := bcdFiles(t, StyleMBR)
+	notHive := filepath.Join(t.TempDir(), "BCD-Template")
+	diskimagetest.WriteFile(t, notHive, "not a registry hive")
+	_, err = BuildBCDStore(ctx, notHive, out, d, false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "hivexregedit --merge")
+	assert.Contains(t, err.Error(), "BCD-Template is a registry hive")
+	assertEmpty(t, filepath.Dir(out))
 }
 
 func TestPartitionDeviceKnownBytes(t *testing.T) {

@@ -129,8 +129,8 @@ var grubConfig = strings.Join([]string{
 // image to sectors 1..N of the disk and GRUB's boot.img code, patched to
 // load it, to bytes 0..439 of sector 0. The disk signature, the partition
 // table and 0x55AA are kept, and nothing else on the disk is written, so
-// it may run before or after SpliceVolume: \bootmgr (CopyBootManager) is
-// looked up only at boot.
+// it may run before or after the volume is spliced in (and alongside the
+// apply): \bootmgr is looked up only at boot.
 //
 // The core image must end before the first partition; with Layout's 1 MiB
 // alignment it has 2047 sectors and uses about 120. Temporary files go to

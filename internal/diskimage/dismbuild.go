@@ -44,7 +44,7 @@ const dismCleanupTimeout = 2 * time.Minute
 // store step then stores. Everything the script writes, the VHD and its
 // scratch files included, is under the work directory.
 func (b *build) dismSteps() []buildStep {
-	ctx, in, k := b.ctx, b.in, b.in.Key
+	in, k := b.in, b.in.Key
 	script := filepath.Join(b.work, dismScriptName)
 	cleanup := filepath.Join(b.work, dismCleanupName)
 	vhdPath := filepath.Join(b.work, dismVHDName)
@@ -55,7 +55,7 @@ func (b *build) dismSteps() []buildStep {
 		}
 	}
 	return []buildStep{
-		{StepDismScript, func() error {
+		{name: StepDismScript, run: func(ctx context.Context) error {
 			di := inputs()
 			s, err := DismScript(di)
 			if err != nil {
@@ -73,7 +73,7 @@ func (b *build) dismSteps() []buildStep {
 			}
 			return writePowerShell(cleanup, c)
 		}},
-		{StepDismRun, func() error {
+		{name: StepDismRun, run: func(ctx context.Context) error {
 			logLine := func(l string) { b.logf("dism: %s", l) }
 			err := in.Tools.runPowerShell(ctx, script, b.work, logLine)
 			if err != nil && ctx.Err() != nil {
@@ -92,7 +92,7 @@ func (b *build) dismSteps() []buildStep {
 			// The image is on the disk now; the WIM can be several GiB.
 			return os.Remove(b.wimPath)
 		}},
-		{StepVHD, func() error {
+		{name: StepVHD, run: func(ctx context.Context) error {
 			want := int64(k.Image.Size) << 30
 			_, size, err := vhd.ReadFixed(vhdPath)
 			switch {

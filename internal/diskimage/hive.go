@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,12 +70,24 @@ type regValue struct {
 	data uint32
 }
 
-// ApplyRegistryEdits makes the edits e in the NTFS volume at volumePath. It
-// copies Windows\System32\config\SYSTEM and Users\Default\NTUSER.DAT out
-// of the volume with ntfscat (only the hives that have edits to make),
-// merges a generated .reg file into each with `hivexregedit --merge`, and
-// puts them back with PutFile. Temporary copies are removed whatever
-// happens.
+// HiveFiles are local copies of an image's hives, edited in place by
+// EditHives: System is Windows\System32\config\SYSTEM, DefaultUser is
+// Users\Default\NTUSER.DAT. The wimlib builder takes them out of the WIM
+// before the image is applied, edits them while it is applied, and puts
+// them on the volume after.
+type HiveFiles struct {
+	System, DefaultUser string
+}
+
+// NeedsSystem and NeedsDefaultUser say which hives e edits, so that only
+// those are taken out of the image.
+func (e RegistryEdits) NeedsSystem() bool      { return e.EnableRDP || len(e.DisabledServices) > 0 }
+func (e RegistryEdits) NeedsDefaultUser() bool { return e.DisableNotificationCenter }
+
+// EditHives makes the edits e in the hive files h (only the hives e
+// needs: see NeedsSystem, NeedsDefaultUser): a generated .reg file is
+// merged into each with `hivexregedit --merge`. The .reg files are written
+// beside the hives and removed.
 //
 // The control set edited is the one SYSTEM\Select\Current names, since
 // that is the one Windows boots with and it need not be ControlSet001.
@@ -85,38 +96,24 @@ type regValue struct {
 // created (a Start value under a key with no service definition would do
 // nothing but hide a typo in the config): its name is returned in
 // skipped, for the caller to report.
-func ApplyRegistryEdits(ctx context.Context, volumePath string, e RegistryEdits) (skipped []string, err error) {
+func EditHives(ctx context.Context, h HiveFiles, e RegistryEdits) (skipped []string, err error) {
 	for _, s := range e.DisabledServices {
 		// The name becomes part of a .reg section header, where these
 		// characters would change its meaning.
 		if s == "" || strings.ContainsAny(s, "\\[]\"\r\n") {
-			return nil, fmt.Errorf("editing registry of NTFS volume %s: service name %q is not a valid registry key name", volumePath, s)
+			return nil, fmt.Errorf("editing registry hive %s: service name %q is not a valid registry key name", h.System, s)
 		}
 	}
-	editSystem := e.EnableRDP || len(e.DisabledServices) > 0
-	if !editSystem && !e.DisableNotificationCenter {
+	if !e.NeedsSystem() && !e.NeedsDefaultUser() {
 		return nil, nil
 	}
 	var t hiveTools
 	if err := t.find(); err != nil {
-		return nil, fmt.Errorf("editing registry of NTFS volume %s: %w", volumePath, err)
+		return nil, fmt.Errorf("editing registry hives: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "cib-hive-")
-	if err != nil {
-		return nil, fmt.Errorf("editing registry of NTFS volume %s: %w", volumePath, err)
-	}
-	defer func() {
-		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
-			err = fmt.Errorf("removing temporary hive copies: %w", rerr)
-		}
-	}()
 
-	if editSystem {
-		local := filepath.Join(dir, "SYSTEM")
-		if err := t.catFile(ctx, volumePath, systemHivePath, local); err != nil {
-			return nil, err
-		}
-		cs, err := t.currentControlSet(ctx, local)
+	if e.NeedsSystem() {
+		cs, err := t.currentControlSet(ctx, h.System)
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +125,7 @@ func ApplyRegistryEdits(ctx context.Context, volumePath string, e RegistryEdits)
 			})
 		}
 		if len(e.DisabledServices) > 0 {
-			present, err := t.subkeys(ctx, local, cs+`\Services`)
+			present, err := t.subkeys(ctx, h.System, cs+`\Services`)
 			if err != nil {
 				return nil, err
 			}
@@ -148,31 +145,27 @@ func ApplyRegistryEdits(ctx context.Context, volumePath string, e RegistryEdits)
 			}
 		}
 		if len(sections) > 0 {
-			if err := t.merge(ctx, volumePath, local, systemHivePath, `HKEY_LOCAL_MACHINE\SYSTEM`, sections); err != nil {
+			if err := t.merge(ctx, h.System, systemHivePath, `HKEY_LOCAL_MACHINE\SYSTEM`, sections); err != nil {
 				return skipped, err
 			}
 		}
 	}
 
-	if e.DisableNotificationCenter {
-		local := filepath.Join(dir, "NTUSER.DAT")
-		if err := t.catFile(ctx, volumePath, defaultUserHivePath, local); err != nil {
-			return skipped, err
-		}
+	if e.NeedsDefaultUser() {
 		sections := []regSection{{
 			key:    `Software\Policies\Microsoft\Windows\Explorer`,
 			dwords: []regValue{{"DisableNotificationCenter", 1}},
 		}}
-		if err := t.merge(ctx, volumePath, local, defaultUserHivePath, `HKEY_USERS\.DEFAULT`, sections); err != nil {
+		if err := t.merge(ctx, h.DefaultUser, defaultUserHivePath, `HKEY_USERS\.DEFAULT`, sections); err != nil {
 			return skipped, err
 		}
 	}
 	return skipped, nil
 }
 
-// hiveTools are the programs ApplyRegistryEdits runs.
+// hiveTools are the programs that read and edit hives.
 type hiveTools struct {
-	ntfscat, hivexget, hivexsh, hivexregedit string
+	hivexget, hivexsh, hivexregedit string
 }
 
 func (t *hiveTools) find() error {
@@ -180,7 +173,6 @@ func (t *hiveTools) find() error {
 		dst       *string
 		name, pkg string
 	}{
-		{&t.ntfscat, "ntfscat", "ntfs-3g"},
 		{&t.hivexget, "hivexget", "libhivex-bin"},
 		{&t.hivexsh, "hivexsh", "libhivex-bin"},
 		// hivexregedit is a Perl script shipped with the Perl bindings.
@@ -191,24 +183,6 @@ func (t *hiveTools) find() error {
 			return err
 		}
 		*x.dst = p
-	}
-	return nil
-}
-
-// catFile copies the file ntfsPath out of the volume to local.
-func (t hiveTools) catFile(ctx context.Context, volumePath, ntfsPath, local string) (err error) {
-	doing := fmt.Sprintf("reading registry hive %s from NTFS volume %s", ntfsPath, volumePath)
-	f, err := os.Create(local)
-	if err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
-	}
-	stderr, err := runIO(ctx, t.ntfscat, nil, f, volumePath, cleanNTFSPath(ntfsPath))
-	if cerr := f.Close(); err == nil && cerr != nil {
-		return fmt.Errorf("%s: %w", doing, cerr)
-	}
-	if err != nil {
-		return toolError(ctx, "ntfscat", doing, stderr, err,
-			"check that a Windows image was applied to the volume (the hive must exist)")
 	}
 	return nil
 }
@@ -250,22 +224,20 @@ func (t hiveTools) subkeys(ctx context.Context, hive, key string) ([]string, err
 	return names, nil
 }
 
-// merge writes sections to a .reg file beside the local hive copy, merges
-// it into the hive with hivexregedit and puts the hive back at ntfsPath in
-// the volume.
-func (t hiveTools) merge(ctx context.Context, volumePath, hive, ntfsPath, prefix string, sections []regSection) error {
-	doing := fmt.Sprintf("editing registry hive %s of NTFS volume %s", ntfsPath, volumePath)
+// merge writes sections to a .reg file beside the hive file and merges it
+// into the hive with hivexregedit; name is the hive's path in the image,
+// for messages.
+func (t hiveTools) merge(ctx context.Context, hive, name, prefix string, sections []regSection) error {
+	doing := fmt.Sprintf("editing registry hive %s", name)
 	regFile := hive + ".reg"
 	if err := os.WriteFile(regFile, regFileContent(prefix, sections), 0o600); err != nil {
 		return fmt.Errorf("%s: %w", doing, err)
 	}
+	defer os.Remove(regFile)
 	stderr, err := runIO(ctx, t.hivexregedit, nil, io.Discard, "--merge", "--prefix", prefix, hive, regFile)
 	if err != nil {
 		return toolError(ctx, "hivexregedit --merge", doing, stderr, err,
 			"check that libwin-hivex-perl is installed and the hive is not damaged")
-	}
-	if err := PutFile(ctx, volumePath, hive, ntfsPath); err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
 	}
 	return nil
 }

@@ -54,44 +54,29 @@ func TestRegFileContent(t *testing.T) {
 	assert.Equal(t, want, got)
 }
 
-func TestApplyRegistryEditsRejectsBadName(t *testing.T) {
-	_, err := ApplyRegistryEdits(context.Background(), "/nonexistent", RegistryEdits{DisabledServices: []string{`a]b`}})
+func TestEditHivesRejectsBadName(t *testing.T) {
+	_, err := EditHives(context.Background(), HiveFiles{System: "/nonexistent"}, RegistryEdits{DisabledServices: []string{`a]b`}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `service name "a]b"`)
 }
 
-func TestApplyRegistryEditsNothingToDo(t *testing.T) {
-	// No edits: the volume is not even opened.
-	skipped, err := ApplyRegistryEdits(context.Background(), "/nonexistent", RegistryEdits{})
+func TestEditHivesNothingToDo(t *testing.T) {
+	// No edits: no hive is even opened.
+	skipped, err := EditHives(context.Background(), HiveFiles{System: "/nonexistent", DefaultUser: "/nonexistent"}, RegistryEdits{})
 	require.NoError(t, err)
 	assert.Empty(t, skipped)
 }
 
-// hiveVolume applies a WIM carrying the given SYSTEM hive and an empty
-// default-user hive to a fresh NTFS volume and returns the volume's path.
-func hiveVolume(t *testing.T, system *diskimagetest.RegKey) string {
+// testHives writes the given SYSTEM hive and an empty default-user hive
+// into a fresh directory.
+func testHives(t *testing.T, system *diskimagetest.RegKey) HiveFiles {
 	t.Helper()
-	diskimagetest.RequireNTFSTools(t)
 	diskimagetest.RequireHiveTools(t)
-	tools := testTools(t)
 	dir := t.TempDir()
-	sys, user := filepath.Join(dir, "SYSTEM"), filepath.Join(dir, "NTUSER.DAT")
-	diskimagetest.WriteHive(t, sys, system)
-	diskimagetest.WriteHive(t, user, &diskimagetest.RegKey{Name: "ROOT"})
-	read := func(p string) []byte {
-		b, err := os.ReadFile(p)
-		require.NoError(t, err)
-		return b
-	}
-	wim := diskimagetest.BuildWindowsWIM(t, map[string][]byte{
-		"Windows/System32/config/SYSTEM": read(sys),
-		"Users/Default/NTUSER.DAT":       read(user),
-	})
-	ctx := context.Background()
-	vol := filepath.Join(dir, "windows.ntfs")
-	require.NoError(t, FormatNTFS(ctx, vol, Partition{Number: 1, Start: 1 << 20, Size: 64 << 20, Type: TypeMBRNTFS}, "Windows"))
-	require.NoError(t, tools.ApplyImage(ctx, wim, 1, vol))
-	return vol
+	h := HiveFiles{System: filepath.Join(dir, "SYSTEM"), DefaultUser: filepath.Join(dir, "NTUSER.DAT")}
+	diskimagetest.WriteHive(t, h.System, system)
+	diskimagetest.WriteHive(t, h.DefaultUser, &diskimagetest.RegKey{Name: "ROOT"})
+	return h
 }
 
 // hiveFromVolume copies a hive out of the volume and returns its local path.
@@ -113,21 +98,17 @@ func hiveValue(t *testing.T, hive, key, name string) (string, bool) {
 	return strings.TrimSpace(string(out)), true
 }
 
-func TestApplyRegistryEdits(t *testing.T) {
-	vol := hiveVolume(t, diskimagetest.TestSystemHive())
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp) // where ApplyRegistryEdits keeps its copies
-
-	skipped, err := ApplyRegistryEdits(context.Background(), vol, RegistryEdits{
+func TestEditHives(t *testing.T) {
+	h := testHives(t, diskimagetest.TestSystemHive())
+	skipped, err := EditHives(context.Background(), h, RegistryEdits{
 		EnableRDP:                 true,
 		DisabledServices:          []string{"WinDefend", "sense", "NoSuchService"},
 		DisableNotificationCenter: true,
 	})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"NoSuchService"}, skipped)
-	assertEmpty(t, tmp)
+	assertEmpty(t, filepath.Dir(h.System), "SYSTEM", "NTUSER.DAT") // no .reg files left
 
-	sys := hiveFromVolume(t, vol, "/Windows/System32/config/SYSTEM")
 	for _, c := range []struct{ key, name, want string }{
 		{`\ControlSet001\Control\Terminal Server`, "fDenyTSConnections", "0"},
 		{`\ControlSet001\Services\WinDefend`, "Start", "4"},
@@ -136,38 +117,36 @@ func TestApplyRegistryEdits(t *testing.T) {
 		{`\ControlSet001\Services\WinDefend`, "Type", "16"},
 		{`\Select`, "Current", "1"},
 	} {
-		got, ok := hiveValue(t, sys, c.key, c.name)
+		got, ok := hiveValue(t, h.System, c.key, c.name)
 		assert.True(t, ok, "%s %s missing", c.key, c.name)
 		assert.Equal(t, c.want, got, "%s %s", c.key, c.name)
 	}
-	_, ok := hiveValue(t, sys, `\ControlSet001\Services\NoSuchService`, "Start")
+	_, ok := hiveValue(t, h.System, `\ControlSet001\Services\NoSuchService`, "Start")
 	assert.False(t, ok, "a service the image lacks must not be created")
-	services := ntfsOutput(t, "sh", "-c", `printf 'cd \\ControlSet001\\Services\nls\n' | hivexsh "$1"`, "sh", sys)
+	services := ntfsOutput(t, "sh", "-c", `printf 'cd \\ControlSet001\\Services\nls\n' | hivexsh "$1"`, "sh", h.System)
 	assert.Equal(t, "Sense\nWinDefend\n", services)
 
-	user := hiveFromVolume(t, vol, "/Users/Default/NTUSER.DAT")
-	got, ok := hiveValue(t, user, `\Software\Policies\Microsoft\Windows\Explorer`, "DisableNotificationCenter")
+	got, ok := hiveValue(t, h.DefaultUser, `\Software\Policies\Microsoft\Windows\Explorer`, "DisableNotificationCenter")
 	assert.True(t, ok, "DisableNotificationCenter missing")
 	assert.Equal(t, "1", got)
 }
 
 // The control set edited is the one Select\Current names, not always
 // ControlSet001.
-func TestApplyRegistryEditsCurrentControlSet(t *testing.T) {
-	h := diskimagetest.TestSystemHive()
-	h.Subkeys[0].Values[0].Data = 2 // Select\Current
-	h.Subkeys = append(h.Subkeys, &diskimagetest.RegKey{Name: "ControlSet002", Subkeys: []*diskimagetest.RegKey{
+func TestEditHivesCurrentControlSet(t *testing.T) {
+	sys := diskimagetest.TestSystemHive()
+	sys.Subkeys[0].Values[0].Data = 2 // Select\Current
+	sys.Subkeys = append(sys.Subkeys, &diskimagetest.RegKey{Name: "ControlSet002", Subkeys: []*diskimagetest.RegKey{
 		{Name: "Services", Subkeys: []*diskimagetest.RegKey{{Name: "Sense", Values: []diskimagetest.RegDword{{Name: "Start", Data: 3}}}}},
 	}})
-	vol := hiveVolume(t, h)
-	skipped, err := ApplyRegistryEdits(context.Background(), vol, RegistryEdits{
+	h := testHives(t, sys)
+	skipped, err := EditHives(context.Background(), h, RegistryEdits{
 		EnableRDP:        true,
 		DisabledServices: []string{"Sense", "WinDefend"},
 	})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"WinDefend"}, skipped, "WinDefend is only in ControlSet001")
 
-	sys := hiveFromVolume(t, vol, "/Windows/System32/config/SYSTEM")
 	for _, c := range []struct{ key, name, want string }{
 		{`\ControlSet002\Control\Terminal Server`, "fDenyTSConnections", "0"},
 		{`\ControlSet002\Services\Sense`, "Start", "4"},
@@ -175,31 +154,22 @@ func TestApplyRegistryEditsCurrentControlSet(t *testing.T) {
 		{`\ControlSet001\Services\Sense`, "Start", "3"},
 		{`\ControlSet001\Services\WinDefend`, "Start", "2"},
 	} {
-		got, ok := hiveValue(t, sys, c.key, c.name)
+		got, ok := hiveValue(t, h.System, c.key, c.name)
 		assert.True(t, ok, "%s %s missing", c.key, c.name)
 		assert.Equal(t, c.want, got, "%s %s", c.key, c.name)
 	}
 	// No notification centre edit: the default user hive is untouched.
-	user := hiveFromVolume(t, vol, "/Users/Default/NTUSER.DAT")
-	b, err := os.ReadFile(user)
+	b, err := os.ReadFile(h.DefaultUser)
 	require.NoError(t, err)
 	assert.Equal(t, diskimagetest.RegfBytes(&diskimagetest.RegKey{Name: "ROOT"}), b)
 }
 
-func TestApplyRegistryEditsMissingHive(t *testing.T) {
-	diskimagetest.RequireNTFSTools(t)
+func TestEditHivesNotAHive(t *testing.T) {
 	diskimagetest.RequireHiveTools(t)
-	tools := testTools(t)
-	wim := diskimagetest.BuildWindowsWIM(t, nil) // placeholder text, not hives
-	ctx := context.Background()
-	vol := filepath.Join(t.TempDir(), "windows.ntfs")
-	require.NoError(t, FormatNTFS(ctx, vol, Partition{Number: 1, Start: 1 << 20, Size: 64 << 20, Type: TypeMBRNTFS}, "Windows"))
-	require.NoError(t, tools.ApplyImage(ctx, wim, 1, vol))
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	_, err := ApplyRegistryEdits(ctx, vol, RegistryEdits{EnableRDP: true})
+	sys := filepath.Join(t.TempDir(), "SYSTEM")
+	diskimagetest.WriteFile(t, sys, "placeholder text, not a hive")
+	_, err := EditHives(context.Background(), HiveFiles{System: sys}, RegistryEdits{EnableRDP: true})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `Windows\System32\config\SYSTEM`)
 	assert.Contains(t, err.Error(), "hivexget")
-	assertEmpty(t, tmp)
 }

@@ -329,13 +329,41 @@ func (t Tools) AddTree(ctx context.Context, wimPath string, index int, tree stri
 	if strings.ContainsAny(base, " \t'\"\\") {
 		return fmt.Errorf("%s: the folder name %q must be one plain word", doing, base)
 	}
-	cmd := exec.CommandContext(ctx, t.wimlib(), "update", abs, strconv.Itoa(index), "--command=add "+base+" /")
-	cmd.Dir = filepath.Dir(tree)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "WIMLIB_IMAGEX_IGNORE_CASE=1")
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
+	out, err := t.wimlibIgnoringCase(ctx, filepath.Dir(tree), "update", abs, strconv.Itoa(index), "--command=add "+base+" /")
 	if err != nil {
 		return toolError(ctx, "wimlib-imagex update", doing, out, err, "check that wimtools is installed and there is free space for the WIM to grow")
 	}
 	return nil
+}
+
+// ExtractFiles copies files of image index of the WIM at wimPath into
+// dir, each under its base name (which must differ). paths are image
+// paths, with \ or /, matched without regard to case as Windows does. A
+// path the image lacks is an error that names it.
+func (t Tools) ExtractFiles(ctx context.Context, wimPath string, index int, dir string, paths ...string) error {
+	doing := fmt.Sprintf("taking %s out of image %d of %s", strings.Join(paths, ", "), index, wimPath)
+	args := []string{"extract", wimPath, strconv.Itoa(index)}
+	for _, p := range paths {
+		args = append(args, "/"+strings.TrimLeft(strings.ReplaceAll(p, `\`, "/"), "/"))
+	}
+	args = append(args, "--dest-dir="+dir, "--no-acls")
+	out, err := t.wimlibIgnoringCase(ctx, "", args...)
+	if err != nil {
+		return toolError(ctx, "wimlib-imagex extract", doing, out, err,
+			"check that the image is a Windows installation image (these files are part of every one)")
+	}
+	return nil
+}
+
+// wimlibIgnoringCase runs wimlib-imagex in dir with image paths matched
+// without regard to case.
+func (t Tools) wimlibIgnoringCase(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, t.wimlib(), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "WIMLIB_IMAGEX_IGNORE_CASE=1")
+	cmd.WaitDelay = 5 * time.Second
+	return cmd.CombinedOutput()
 }

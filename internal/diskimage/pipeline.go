@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cib-project/cib/internal/config"
@@ -112,16 +113,19 @@ const (
 	BuilderDism   = "dism"   // Windows: diskpart, DISM, bcdboot, reg
 )
 
-// buildStep is one named step of a build.
+// buildStep is one named step of a build. The steps alongside run one
+// after another while run runs, on other files than it touches (the
+// registry and boot files are made while the image is applied); the first
+// failure of either cancels the other.
 type buildStep struct {
-	name string
-	run  func() error
+	name      string
+	run       func(ctx context.Context) error
+	alongside []buildStep
 }
 
 // build is one run of Build: its inputs, and what each step hands to the
 // next.
 type build struct {
-	ctx   context.Context
 	in    BuildInputs
 	logf  func(format string, args ...any)
 	built time.Time
@@ -163,7 +167,7 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 	if in.Now != nil {
 		now = in.Now
 	}
-	b := &build{ctx: ctx, in: in, logf: in.Log, built: now().UTC()}
+	b := &build{in: in, logf: in.Log, built: now().UTC()}
 	if b.logf == nil {
 		b.logf = func(string, ...any) {}
 	}
@@ -174,26 +178,66 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 	}
 	res.Name = name
 	doing := fmt.Sprintf("building disk image %s for key %s", name, k.Name)
-	step := func(s buildStep) error {
+	// timed runs one step and says how long it took.
+	timed := func(ctx context.Context, s buildStep) (StepTiming, error) {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%s: step %s: %w", doing, s.name, err)
+			return StepTiming{}, fmt.Errorf("%s: step %s: %w", doing, s.name, err)
 		}
 		start := time.Now()
-		err := s.run()
+		err := s.run(ctx)
 		d := time.Since(start)
 		if err != nil {
 			logf("disk image: %s failed after %s", s.name, d.Round(time.Millisecond))
-			return fmt.Errorf("%s: step %s: %w", doing, s.name, err)
+			return StepTiming{}, fmt.Errorf("%s: step %s: %w", doing, s.name, err)
 		}
-		res.Steps = append(res.Steps, StepTiming{Name: s.name, Duration: d})
 		logf("disk image: %s done in %s", s.name, d.Round(time.Millisecond))
+		return StepTiming{Name: s.name, Duration: d}, nil
+	}
+	step := func(s buildStep) error {
+		if len(s.alongside) == 0 {
+			st, err := timed(ctx, s)
+			if err == nil {
+				res.Steps = append(res.Steps, st)
+			}
+			return err
+		}
+		lane, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var (
+			once  sync.Once
+			first error
+			wg    sync.WaitGroup
+			side  []StepTiming
+		)
+		fail := func(err error) { once.Do(func() { first = err; cancel() }) }
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, a := range s.alongside {
+				st, err := timed(lane, a)
+				if err != nil {
+					fail(err)
+					return
+				}
+				side = append(side, st)
+			}
+		}()
+		st, err := timed(lane, s)
+		if err != nil {
+			fail(err)
+		}
+		wg.Wait()
+		if first != nil {
+			return first
+		}
+		res.Steps = append(append(res.Steps, st), side...)
 		return nil
 	}
 
 	// The skip check comes before anything touches WorkDir, so a skipped
 	// run does no work at all.
 	skip := false
-	if err := step(buildStep{StepCheckStore, func() error {
+	if err := step(buildStep{name: StepCheckStore, run: func(ctx context.Context) error {
 		ok, md, err := in.Store.Exists(ctx, name)
 		if err != nil {
 			return err
@@ -243,7 +287,7 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 	case BuilderDism:
 		steps = append(steps, b.dismSteps()...)
 	}
-	steps = append(steps, buildStep{StepStore, func() error {
+	steps = append(steps, buildStep{name: StepStore, run: func(ctx context.Context) error {
 		return in.Store.Put(ctx, b.vhdPath, name, map[string]string{
 			MetadataFingerprint: in.Fingerprint,
 			MetadataRevision:    in.Revision,
@@ -268,17 +312,17 @@ func Build(ctx context.Context, in BuildInputs) (res BuildResult, err error) {
 // commonSteps are the steps every builder starts with: from the ISO's
 // source to the chosen WIM image and the payload tree with unattend.xml.
 func (b *build) commonSteps() []buildStep {
-	ctx, in, k := b.ctx, b.in, b.in.Key
+	in, k := b.in, b.in.Key
 	b.iso = filepath.Join(b.work, "install.iso")
 	wimindex := 0
 	if k.ISO != nil {
 		wimindex = k.ISO.WimIndex
 	}
 	return []buildStep{
-		{StepFetchISO, func() error {
+		{name: StepFetchISO, run: func(ctx context.Context) error {
 			return in.Fetcher.Fetch(ctx, in.ISO, in.ISO.SHA256, b.iso)
 		}},
-		{StepExtractWIM, func() (err error) {
+		{name: StepExtractWIM, run: func(ctx context.Context) (err error) {
 			if b.wimPath, err = in.Tools.ExtractWIM(ctx, b.iso, b.work); err != nil {
 				return fmt.Errorf("%w (the ISO is %s)", err, DescribeSource(in.ISO))
 			}
@@ -286,7 +330,7 @@ func (b *build) commonSteps() []buildStep {
 			// grows.
 			return os.Remove(b.iso)
 		}},
-		{StepChooseImage, func() error {
+		{name: StepChooseImage, run: func(ctx context.Context) error {
 			images, err := in.Tools.Images(ctx, b.wimPath)
 			if err != nil {
 				return err
@@ -297,14 +341,14 @@ func (b *build) commonSteps() []buildStep {
 			}
 			return err
 		}},
-		{StepPayload, func() (err error) {
+		{name: StepPayload, run: func(ctx context.Context) (err error) {
 			b.payload, err = StagePayload(ctx, in.Fetcher, b.sel, in.Platform, filepath.Join(b.work, "payload"))
 			for _, p := range b.payload.Placed {
 				b.logf("disk image: %s %s → %s (%d files, %d bytes, from %s)", p.Kind, p.Name, p.Path, p.Files, p.Bytes, p.Source)
 			}
 			return err
 		}},
-		{StepUnattend, func() (err error) {
+		{name: StepUnattend, run: func(ctx context.Context) (err error) {
 			b.doc, err = unattend.Render(in.Config, k, unattend.Options{Platform: in.Platform, Revision: in.Revision, Password: in.Password})
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +73,12 @@ func pipelineInputs(t *testing.T, partition, iso string, store Store) BuildInput
 	}
 }
 
-var allSteps = []string{StepCheckStore, StepFetchISO, StepExtractWIM, StepChooseImage, StepPayload, StepUnattend, StepAddFiles,
-	StepLayout, StepFormatNTFS, StepApplyImage, StepRegistry, StepBoot, StepSplice, StepVHD, StepStore}
+var allSteps = []string{StepCheckStore, StepFetchISO, StepExtractWIM, StepChooseImage, StepPayload, StepUnattend,
+	StepLayout, StepAddFiles, StepFormatNTFS, StepApplyImage, StepRegistry, StepBoot, StepPutFiles, StepSplice, StepVHD, StepStore}
+
+// concurrent are the steps that run at the same time: the registry and
+// boot steps run alongside apply-image.
+var concurrent = []string{StepApplyImage, StepRegistry, StepBoot}
 
 func stepNames(steps []StepTiming) []string {
 	var names []string
@@ -330,11 +335,29 @@ func TestBuildFailures(t *testing.T) {
 			in.Tools.Wimlib = fake
 			return context.WithCancel(context.Background())
 		}, StepAddFiles},
+		{"registry edit fails while the image is applied", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+			// A wimlib-imagex whose extract leaves a SYSTEM that is not a
+			// hive, and whose apply takes its time: the registry step
+			// fails first and the apply is stopped.
+			real := in.Tools.Wimlib
+			fake := filepath.Join(t.TempDir(), "wimlib-imagex")
+			diskimagetest.WriteFile(t, fake, "#!/bin/sh\n"+
+				"if [ \"$1\" = apply ]; then exec sleep 30; fi\n"+
+				real+" \"$@\" || exit $?\n"+
+				"if [ \"$1\" = extract ]; then for a in \"$@\"; do case $a in --dest-dir=*) echo garbage > \"${a#--dest-dir=}/SYSTEM\";; esac; done; fi\n")
+			require.NoError(t, os.Chmod(fake, 0o755))
+			in.Tools.Wimlib = fake
+			return context.WithCancel(context.Background())
+		}, StepRegistry},
 	}
-	// Cancelled between any two steps (what a cancelled job does): the
-	// error names the step that did not run, and nothing is left.
+	// Cancelled after any step (what a cancelled job does): the error
+	// names the step that did not run, or for the steps that run alongside
+	// apply-image the one the cancellation stopped; nothing is left.
 	for i := 1; i < len(allSteps); i++ {
 		after, next := allSteps[i-1], allSteps[i]
+		if slices.Contains(concurrent, after) {
+			next = "(" + strings.Join(append(slices.Clone(concurrent), StepPutFiles), "|") + ")"
+		}
 		cases = append(cases, struct {
 			name  string
 			setup func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc)
@@ -358,7 +381,7 @@ func TestBuildFailures(t *testing.T) {
 			defer cancel()
 			res, err := Build(ctx, in)
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "step "+c.step+":")
+			assert.Regexp(t, "step "+c.step+":", err.Error())
 			assert.Equal(t, Manifest{}, res.Manifest, "manifest returned for a failed build")
 			assertEmpty(t, in.WorkDir)
 			assertNoFinalName(t, storeDir, res.Name)
