@@ -46,7 +46,7 @@ func (t Tools) ApplyImage(ctx context.Context, wimPath string, index int, volume
 	if err != nil {
 		hint := "check that wimtools (built with NTFS-3G support) is installed and the WIM is not damaged (wimlib-imagex verify)"
 		if strings.Contains(string(out), "No space left") || strings.Contains(string(out), "not enough space") {
-			hint = "the disk is too small for this image: increase the disk size"
+			hint = "the disk is too small for this image: raise image.size in the key's configuration"
 		}
 		return toolError(ctx, "wimlib-imagex apply", fmt.Sprintf("applying image %d of %s to NTFS volume %s", index, wimPath, volumePath), out, err, hint)
 	}

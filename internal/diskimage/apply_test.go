@@ -149,7 +149,7 @@ func TestApplyImageErrors(t *testing.T) {
 		if err == nil {
 			t.Fatal("applying 40 MiB onto a 16 MiB volume succeeded")
 		}
-		for _, want := range []string{"wimlib-imagex apply failed", "increase the disk size"} {
+		for _, want := range []string{"wimlib-imagex apply failed", "raise image.size"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q lacks %q", err, want)
 			}

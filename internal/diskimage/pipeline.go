@@ -371,6 +371,15 @@ func (b *build) commonSteps() []buildStep {
 	}
 }
 
+// keyFile names the file a key was read from, for messages that say what
+// to change.
+func keyFile(k *config.Key) string {
+	if k.File != "" {
+		return k.File
+	}
+	return "config/" + k.Name + ".yaml"
+}
+
 // checkInputs rejects inputs Build cannot work with before anything is
 // done, so that a misconfigured run fails fast and says why.
 func checkInputs(in BuildInputs) error {

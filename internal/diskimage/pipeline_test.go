@@ -308,23 +308,24 @@ func TestBuildFailures(t *testing.T) {
 		name  string
 		setup func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc)
 		step  string
+		want  string // more of the message, when it matters
 	}{
 		{"no such wimindex", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
 			in.Key.ISO.WimIndex = 5
 			return context.WithCancel(context.Background())
-		}, StepChooseImage},
+		}, StepChooseImage, ""},
 		{"ISO without install.wim", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
 			in.ISO.Path = f.NoWIMISO
 			return context.WithCancel(context.Background())
-		}, StepExtractWIM},
+		}, StepExtractWIM, ""},
 		{"store put fails", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
 			in.Store = failingStore{in.Store.(LocalStore)}
 			return context.WithCancel(context.Background())
-		}, StepStore},
+		}, StepStore, ""},
 		{"package checksum mismatch", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
 			in.Config.Shared.Packages[0].Sources[1].SHA256 = strings.Repeat("0", 64)
 			return context.WithCancel(context.Background())
-		}, StepPayload},
+		}, StepPayload, ""},
 		{"wimlib fails to add the payload", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
 			// A wimlib-imagex that fails on update and runs the real one
 			// otherwise.
@@ -334,7 +335,25 @@ func TestBuildFailures(t *testing.T) {
 			require.NoError(t, os.Chmod(fake, 0o755))
 			in.Tools.Wimlib = fake
 			return context.WithCancel(context.Background())
-		}, StepAddFiles},
+		}, StepAddFiles, ""},
+		{"disk too small for the image", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
+			// A wimlib-imagex that says the image holds 5 GiB of files,
+			// more than the 1 GiB disk: refused before anything is applied.
+			real := in.Tools.Wimlib
+			fake := filepath.Join(t.TempDir(), "wimlib-imagex")
+			diskimagetest.WriteFile(t, fake, "#!/bin/sh\n"+
+				"if [ \"$1\" = info ]; then "+real+" \"$@\" | sed 's/^Total Bytes:.*/Total Bytes:                5368709120/'; exit 0; fi\n"+
+				"exec "+real+" \"$@\"\n")
+			require.NoError(t, os.Chmod(fake, 0o755))
+			in.Tools.Wimlib = fake
+			in.Log = func(format string, args ...any) {
+				t.Logf(format, args...)
+				if len(args) > 0 && args[0] == StepApplyImage {
+					t.Error("the apply ran")
+				}
+			}
+			return context.WithCancel(context.Background())
+		}, StepLayout, `image 1: "Windows 10 Pro" holds 5.0 GiB of files, more than the 0.9 GiB Windows partition of a 1 GiB disk: raise image.size in ../../config/win10-64.yaml`},
 		{"registry edit fails while the image is applied", func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
 			// A wimlib-imagex whose extract leaves a SYSTEM that is not a
 			// hive, and whose apply takes its time: the registry step
@@ -348,7 +367,7 @@ func TestBuildFailures(t *testing.T) {
 			require.NoError(t, os.Chmod(fake, 0o755))
 			in.Tools.Wimlib = fake
 			return context.WithCancel(context.Background())
-		}, StepRegistry},
+		}, StepRegistry, ""},
 	}
 	// Cancelled after any step (what a cancelled job does): the error
 	// names the step that did not run, or for the steps that run alongside
@@ -362,6 +381,7 @@ func TestBuildFailures(t *testing.T) {
 			name  string
 			setup func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc)
 			step  string
+			want  string
 		}{"cancelled before " + next, func(t *testing.T, in *BuildInputs) (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(context.Background())
 			in.Log = func(format string, args ...any) {
@@ -371,7 +391,7 @@ func TestBuildFailures(t *testing.T) {
 				}
 			}
 			return ctx, cancel
-		}, next})
+		}, next, ""})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -382,6 +402,7 @@ func TestBuildFailures(t *testing.T) {
 			res, err := Build(ctx, in)
 			require.Error(t, err)
 			assert.Regexp(t, "step "+c.step+":", err.Error())
+			assert.Contains(t, err.Error(), c.want)
 			assert.Equal(t, Manifest{}, res.Manifest, "manifest returned for a failed build")
 			assertEmpty(t, in.WorkDir)
 			assertNoFinalName(t, storeDir, res.Name)

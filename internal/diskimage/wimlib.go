@@ -48,8 +48,16 @@ func (b *build) wimlibSteps() []buildStep {
 	var disk Disk
 	return []buildStep{
 		{name: StepLayout, run: func(ctx context.Context) (err error) {
-			disk, err = Layout(ctx, filepath.Join(b.work, "disk.raw"), int64(k.Image.Size)<<30, style)
-			return err
+			if disk, err = Layout(ctx, filepath.Join(b.work, "disk.raw"), int64(k.Image.Size)<<30, style); err != nil {
+				return err
+			}
+			// Said now rather than after minutes of applying: the files
+			// alone do not fit (NTFS needs more still).
+			if need := b.image.TotalBytes; need > disk.Windows.Size {
+				return fmt.Errorf("image %s holds %.1f GiB of files, more than the %.1f GiB Windows partition of a %d GiB disk: raise image.size in %s",
+					b.image, float64(need)/(1<<30), float64(disk.Windows.Size)/(1<<30), k.Image.Size, keyFile(k))
+			}
+			return nil
 		}},
 		{name: StepAddFiles, run: func(ctx context.Context) error {
 			if err := os.Mkdir(boot, 0o755); err != nil {
