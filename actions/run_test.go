@@ -544,12 +544,22 @@ type workspace struct {
 // one), so that only --no-records can keep the plan from reading records.
 func newWorkspace(t *testing.T, root, message, recordsBranch string) workspace {
 	t.Helper()
+	return newWorkspaceWith(t, root, message, recordsBranch, nil)
+}
+
+// newWorkspaceWith is newWorkspace with edit applied to the copied
+// config/ folder before it is committed.
+func newWorkspaceWith(t *testing.T, root, message, recordsBranch string, edit func(configDir string)) workspace {
+	t.Helper()
 	base := t.TempDir()
 	origin, dir := filepath.Join(base, "origin.git"), filepath.Join(base, "workspace")
 	git(t, base, "", "init", "-q", "--bare", "-b", "main", origin)
 	git(t, base, "", "init", "-q", "-b", "main", dir)
 	if err := os.CopyFS(filepath.Join(dir, "config"), os.DirFS(filepath.Join(root, "config"))); err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(filepath.Join(dir, "config"))
 	}
 	git(t, dir, "", "add", "config")
 	git(t, dir, "", "commit", "-q", "-m", message)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 
 	"github.com/cib-project/cib/internal/azure"
 	"github.com/cib-project/cib/internal/azure/azuritetest"
@@ -32,22 +31,7 @@ import (
 func buildRepo(t *testing.T) (*repo, diskimagetest.Payload) {
 	t.Helper()
 	rp := newRepo(t, "build win10-64")
-	pl := diskimagetest.BuildPayload(t)
-	cfg := filepath.Join(rp.dir, "config")
-	for file, v := range map[string]any{"packages.yaml": pl.Packages, "drivers.yaml": pl.Drivers} {
-		data, err := yaml.Marshal(v)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(cfg, file), append([]byte("---\n"), data...), 0o644))
-	}
-	key := filepath.Join(cfg, "win10-64.yaml")
-	data, err := os.ReadFile(key)
-	require.NoError(t, err)
-	s := string(data)
-	for old, new := range map[string]string{"\n    size: 64\n": "\n    size: 1\n", "\n    wimindex: 5\n": "\n    wimindex: 1\n"} {
-		require.Contains(t, s, old)
-		s = strings.Replace(s, old, new, 1)
-	}
-	require.NoError(t, os.WriteFile(key, []byte(s), 0o644))
+	pl := diskimagetest.OfflineConfig(t, filepath.Join(rp.dir, "config"))
 	git(t, rp.dir, "commit", "-q", "-am", "build win10-64 from local files, 1 GiB")
 	return rp, pl
 }

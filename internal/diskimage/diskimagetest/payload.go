@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/cib-project/cib/internal/config"
 )
@@ -91,4 +94,36 @@ func BuildPayload(t testing.TB) Payload {
 			"Windows/Temp/drivers/netdrv/netdrv/x64/netdrv.sys":                      "driver binary",
 		},
 	}
+}
+
+// OfflineConfig rewrites the configuration folder dir (a copy of the
+// ported config/) so that key win10-64 builds offline and small: its
+// shared packages and drivers become the local ones of BuildPayload, its
+// disk 1 GiB, and it takes image 1 of the test ISO (named "Windows 10
+// Pro"). It returns the payload, whose Files are what the volume must
+// hold.
+func OfflineConfig(t testing.TB, dir string) Payload {
+	t.Helper()
+	pl := BuildPayload(t)
+	for file, v := range map[string]any{"packages.yaml": pl.Packages, "drivers.yaml": pl.Drivers} {
+		data, err := yaml.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		WriteFile(t, filepath.Join(dir, file), "---\n"+string(data))
+	}
+	key := filepath.Join(dir, "win10-64.yaml")
+	data, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	for old, new := range map[string]string{"\n    size: 64\n": "\n    size: 1\n", "\n    wimindex: 5\n": "\n    wimindex: 1\n"} {
+		if !strings.Contains(s, old) {
+			t.Fatalf("%s has no %q to change", key, old)
+		}
+		s = strings.Replace(s, old, new, 1)
+	}
+	WriteFile(t, key, s)
+	return pl
 }
