@@ -55,18 +55,33 @@ func (t Tools) Images(ctx context.Context, wimPath string) ([]WIMImage, error) {
 // where each image is a block of "Key:   value" lines starting with "Index:".
 // Only the first colon separates key from value: names may contain colons.
 func parseInfo(out string) ([]WIMImage, error) {
+	return parseImageList(out, imageListing{
+		tool: "wimlib-imagex", from: "Available Images:", sep: ":",
+		edition: "Edition ID", size: "Total Bytes",
+		parseSize: func(v string) (int64, error) { return strconv.ParseInt(v, 10, 64) },
+	})
+}
+
+// imageListing describes a tool's listing of a WIM's images: blocks of
+// key/value lines, each block starting with "Index", after a line that
+// starts with from (from the start when empty).
+type imageListing struct {
+	tool, from, sep string
+	edition, size   string // the keys of the edition and of the size
+	parseSize       func(string) (int64, error)
+}
+
+// parseImageList reads a listing l describes.
+func parseImageList(out string, l imageListing) ([]WIMImage, error) {
 	var images []WIMImage
-	inImages := false
+	in := l.from == ""
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimRight(line, "\r")
-		if strings.HasPrefix(line, "Available Images:") {
-			inImages = true
+		if !in {
+			in = strings.HasPrefix(line, l.from)
 			continue
 		}
-		if !inImages {
-			continue
-		}
-		key, value, ok := strings.Cut(line, ":")
+		key, value, ok := strings.Cut(line, l.sep)
 		if !ok {
 			continue
 		}
@@ -74,7 +89,7 @@ func parseInfo(out string) ([]WIMImage, error) {
 		if key == "Index" {
 			n, err := strconv.Atoi(value)
 			if err != nil {
-				return nil, fmt.Errorf("unexpected image index %q", value)
+				return nil, fmt.Errorf("unexpected image index %q in %s's output", value, l.tool)
 			}
 			images = append(images, WIMImage{Index: n})
 			continue
@@ -88,12 +103,12 @@ func parseInfo(out string) ([]WIMImage, error) {
 			im.Name = value
 		case "Description":
 			im.Description = value
-		case "Edition ID":
+		case l.edition:
 			im.EditionID = value
-		case "Total Bytes":
-			n, err := strconv.ParseInt(value, 10, 64)
+		case l.size:
+			n, err := l.parseSize(value)
 			if err != nil {
-				return nil, fmt.Errorf("image %d: unexpected total bytes %q", im.Index, value)
+				return nil, fmt.Errorf("image %d: unexpected size %q in %s's output", im.Index, value, l.tool)
 			}
 			im.TotalBytes = n
 		}

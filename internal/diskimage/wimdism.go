@@ -47,40 +47,11 @@ func dismImages(ctx context.Context, dism, wimPath string) ([]WIMImage, error) {
 // "Index : n"; the size is "15,095,557,785 bytes". Only the first colon
 // separates key from value: names may contain colons.
 func parseDismWimInfo(out string) ([]WIMImage, error) {
-	var images []WIMImage
-	for _, line := range strings.Split(out, "\n") {
-		key, value, ok := strings.Cut(strings.TrimRight(line, "\r"), " : ")
-		if !ok {
-			continue
-		}
-		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
-		if key == "Index" {
-			n, err := strconv.Atoi(value)
-			if err != nil {
-				return nil, fmt.Errorf("unexpected image index %q in dism's output", value)
-			}
-			images = append(images, WIMImage{Index: n})
-			continue
-		}
-		if len(images) == 0 {
-			continue
-		}
-		im := &images[len(images)-1]
-		switch key {
-		case "Name":
-			im.Name = value
-		case "Description":
-			im.Description = value
-		case "Edition":
-			im.EditionID = value
-		case "Size":
-			digits := strings.ReplaceAll(strings.TrimSuffix(value, " bytes"), ",", "")
-			n, err := strconv.ParseInt(strings.ReplaceAll(digits, ".", ""), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("image %d: unexpected size %q in dism's output", im.Index, value)
-			}
-			im.TotalBytes = n
-		}
-	}
-	return images, nil
+	return parseImageList(out, imageListing{
+		tool: "dism", sep: " : ", edition: "Edition", size: "Size",
+		parseSize: func(v string) (int64, error) {
+			digits := strings.NewReplacer(",", "", ".", "", " bytes", "").Replace(v)
+			return strconv.ParseInt(digits, 10, 64)
+		},
+	})
 }
