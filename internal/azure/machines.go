@@ -44,8 +44,6 @@ type Machines struct {
 	groups   *armresources.ResourceGroupsClient
 }
 
-
-
 // NewMachines makes the clients of subscription with cred; opts may be nil
 // (Azure's public cloud) or name another transport (azuretest).
 func NewMachines(subscription string, cred azcore.TokenCredential, opts *arm.ClientOptions) (*Machines, error) {

@@ -166,7 +166,7 @@ type Image struct {
 
 // ImageVersion is a Compute Gallery image version.
 type ImageVersion struct {
-	Resource          // Name is the version, e.g. 2026.1127.83012
+	Resource            // Name is the version, e.g. 2026.1127.83012
 	Gallery, Definition string
 	SourceImageID       string
 	Regions             []string // where it is replicated, Region included
