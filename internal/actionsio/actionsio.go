@@ -5,6 +5,7 @@
 package actionsio
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,4 +154,25 @@ func (r *Runner) RunURL() string {
 		u += "/attempts/" + a
 	}
 	return u
+}
+
+// CanRequestIDToken reports whether the job may ask for an OIDC ID token
+// (the workflow grants `permissions: id-token: write`).
+func (r *Runner) CanRequestIDToken() bool {
+	return r.getenv("ACTIONS_ID_TOKEN_REQUEST_URL") != "" && r.getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN") != ""
+}
+
+// IDToken asks the runner for an OIDC ID token for audience, which a cloud
+// exchanges for its own credentials (workload identity federation). The
+// token is masked in the log before it is returned.
+func (r *Runner) IDToken(ctx context.Context, audience string) (string, error) {
+	if !r.CanRequestIDToken() {
+		return "", errors.New("no OIDC ID token: the job needs `permissions: id-token: write`")
+	}
+	tok, err := r.a.GetIDToken(ctx, audience)
+	if err != nil {
+		return "", fmt.Errorf("requesting an OIDC ID token: %w", err)
+	}
+	r.Mask(tok)
+	return tok, nil
 }

@@ -2,6 +2,9 @@ package actionsio_test
 
 import (
 	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,4 +100,29 @@ func TestUnwritableOutputIsAnError(t *testing.T) {
 	env["GITHUB_OUTPUT"] = filepath.Join(t.TempDir(), "missing", "dir", "output")
 	r := actionsio.NewWith(func(k string) string { return env[k] }, &bytes.Buffer{})
 	assert.ErrorContains(t, r.SetOutput("a", "b"), "write GITHUB_OUTPUT")
+}
+
+// The ID token comes from the runner's token service, asked with the
+// request token for the audience, and is masked before it is used.
+func TestIDToken(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer request-token" || r.URL.Query().Get("audience") != "api://AzureADTokenExchange" {
+			http.Error(w, "bad request", http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(`{"value":"the.id.token"}`))
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	env := map[string]string{"GITHUB_ACTIONS": "true", "ACTIONS_ID_TOKEN_REQUEST_URL": srv.URL + "/token?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token"}
+	r := actionsio.NewWith(func(k string) string { return env[k] }, &out)
+	require.True(t, r.CanRequestIDToken())
+	tok, err := r.IDToken(context.Background(), "api://AzureADTokenExchange")
+	require.NoError(t, err)
+	assert.Equal(t, "the.id.token", tok)
+	assert.Contains(t, out.String(), "::add-mask::the.id.token")
+
+	none := actionsio.NewWith(func(string) string { return "" }, &out)
+	_, err = none.IDToken(context.Background(), "x")
+	assert.ErrorContains(t, err, "permissions: id-token: write")
 }
