@@ -37,6 +37,7 @@ type Machines struct {
 	skus     *armcompute.ResourceSKUsClient
 	usage    *armcompute.UsageClient
 	nsgs     *armnetwork.SecurityGroupsClient
+	rules    *armnetwork.SecurityRulesClient
 	vnets    *armnetwork.VirtualNetworksClient
 	subnets  *armnetwork.SubnetsClient
 	nics     *armnetwork.InterfacesClient
@@ -67,6 +68,7 @@ func NewMachines(subscription string, cred azcore.TokenCredential, opts *arm.Cli
 	m.versions, m.skus, m.usage = cf.NewGalleryImageVersionsClient(), cf.NewResourceSKUsClient(), cf.NewUsageClient()
 	m.nsgs, m.vnets, m.subnets = nf.NewSecurityGroupsClient(), nf.NewVirtualNetworksClient(), nf.NewSubnetsClient()
 	m.nics, m.ips = nf.NewInterfacesClient(), nf.NewPublicIPAddressesClient()
+	m.rules = nf.NewSecurityRulesClient()
 	m.groups = rf.NewResourceGroupsClient()
 	return m, nil
 }

@@ -42,6 +42,8 @@ const Subscription = "00000000-0000-0000-0000-00000000c1b0"
 type Azure struct {
 	// Latency is added to every call, as an ARM round trip would be.
 	Latency time.Duration
+	// DefaultGuest is the guest of a VM that SetGuest did not name.
+	DefaultGuest Guest
 
 	mu        sync.Mutex
 	resources map[string]resource // by lower-case resource ID
@@ -56,6 +58,8 @@ type Azure struct {
 	computeTr *computefake.ServerFactoryTransport
 	networkTr *networkfake.ServerFactoryTransport
 	groupsTr  *resourcesfake.ServerFactoryTransport
+
+	machines *computeState // compute.go: sizes, quota, guests, VM states
 }
 
 // resource is one stored resource: the SDK model value as last written.
