@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
@@ -132,17 +133,19 @@ func restricted(sku *armcompute.ResourceSKU, region string) bool {
 	return false
 }
 
-// ImageExists reports whether the managed image name exists in group (a
-// missing group has none).
-func (m *Machines) ImageExists(ctx context.Context, group, name string) (bool, error) {
-	_, err := m.images.Get(ctx, group, name, nil)
+// ImageID returns the ID of the managed image name in group, or "" when
+// there is none (a missing group has none).
+func (m *Machines) ImageID(ctx context.Context, group, name string) (string, error) {
+	res, err := m.images.Get(ctx, group, name, nil)
 	switch {
+	case err == nil && res.ID != nil:
+		return *res.ID, nil
 	case err == nil:
-		return true, nil
+		return "", fmt.Errorf("azure: get image %s/%s: no ID in the response", group, name)
 	case notFound(err):
-		return false, nil
+		return "", nil
 	}
-	return false, classify(fmt.Errorf("azure: get image %s/%s: %w", group, name, err))
+	return "", classify(fmt.Errorf("azure: get image %s/%s: %w", group, name, err))
 }
 
 // CreateDisk creates a managed disk: a Windows OS disk imported from
@@ -171,6 +174,7 @@ func (m *Machines) CreateDisk(ctx context.Context, d machineimage.Disk) (string,
 	} else {
 		disk.Properties.CreationData = &armcompute.CreationData{CreateOption: to.Ptr(armcompute.DiskCreateOptionEmpty)}
 	}
+	id := m.resourceID(d.Group, "Microsoft.Compute/disks", d.Name)
 	p, err := m.disks.BeginCreateOrUpdate(ctx, d.Group, d.Name, disk, nil)
 	var res armcompute.DisksClientCreateOrUpdateResponse
 	if err == nil {
@@ -180,7 +184,7 @@ func (m *Machines) CreateDisk(ctx context.Context, d machineimage.Disk) (string,
 		err = errors.New("no ID in the response")
 	}
 	if err != nil {
-		return "", classify(fmt.Errorf("azure: create disk %s/%s: %w", d.Group, d.Name, err))
+		return mayExist(id, p != nil, err), classify(fmt.Errorf("azure: create disk %s/%s: %w", d.Group, d.Name, err))
 	}
 	return *res.ID, nil
 }
@@ -230,6 +234,7 @@ func (m *Machines) CreateVM(ctx context.Context, vm machineimage.VM) (string, er
 			ManagedDisk: &armcompute.ManagedDiskParameters{ID: to.Ptr(id)},
 		})
 	}
+	id := m.resourceID(vm.Group, "Microsoft.Compute/virtualMachines", vm.Name)
 	p, err := m.vms.BeginCreateOrUpdate(ctx, vm.Group, vm.Name, armcompute.VirtualMachine{
 		Location: to.Ptr(vm.Region), Tags: azureTags(vm.Tags),
 		Properties: &armcompute.VirtualMachineProperties{
@@ -250,7 +255,7 @@ func (m *Machines) CreateVM(ctx context.Context, vm machineimage.VM) (string, er
 		err = errors.New("no ID in the response")
 	}
 	if err != nil {
-		return "", classify(fmt.Errorf("azure: create VM %s: %w", where, redact(err, vm.AdminPass)))
+		return mayExist(id, p != nil, err), classify(fmt.Errorf("azure: create VM %s: %w", where, redact(err, vm.AdminPass)))
 	}
 	return *res.ID, nil
 }
@@ -316,6 +321,23 @@ func (m *Machines) StartVM(ctx context.Context, vmID string) error {
 	}
 	if err != nil {
 		return classify(fmt.Errorf("azure: start VM %s/%s: %w", r.ResourceGroupName, r.Name, err))
+	}
+	return nil
+}
+
+// RestartVM restarts a running VM and waits until Azure has restarted it:
+// the guest boots again.
+func (m *Machines) RestartVM(ctx context.Context, vmID string) error {
+	r, err := vmRef(vmID)
+	if err != nil {
+		return fmt.Errorf("azure: restart %s: %w", vmID, err)
+	}
+	p, err := m.vms.BeginRestart(ctx, r.ResourceGroupName, r.Name, nil)
+	if err == nil {
+		_, err = p.PollUntilDone(ctx, m.poll())
+	}
+	if err != nil {
+		return classify(fmt.Errorf("azure: restart VM %s/%s: %w", r.ResourceGroupName, r.Name, err))
 	}
 	return nil
 }
@@ -452,6 +474,7 @@ func (m *Machines) CreateImage(ctx context.Context, img machineimage.Image) (str
 	if img.HyperVGeneration != "" {
 		props.HyperVGeneration = to.Ptr(armcompute.HyperVGenerationTypes(img.HyperVGeneration))
 	}
+	id := m.resourceID(img.Group, "Microsoft.Compute/images", img.Name)
 	p, err := m.images.BeginCreateOrUpdate(ctx, img.Group, img.Name, armcompute.Image{
 		Location: to.Ptr(img.Region), Tags: azureTags(img.Tags), Properties: props,
 	}, nil)
@@ -463,7 +486,7 @@ func (m *Machines) CreateImage(ctx context.Context, img machineimage.Image) (str
 		err = errors.New("no ID in the response")
 	}
 	if err != nil {
-		return "", classify(fmt.Errorf("azure: create image %s/%s: %w", img.Group, img.Name, err))
+		return mayExist(id, p != nil, err), classify(fmt.Errorf("azure: create image %s/%s: %w", img.Group, img.Name, err))
 	}
 	return *res.ID, nil
 }
@@ -483,6 +506,7 @@ func (m *Machines) CreateImageVersion(ctx context.Context, v machineimage.ImageV
 	for _, r := range regions {
 		targets = append(targets, &armcompute.TargetRegion{Name: to.Ptr(r), RegionalReplicaCount: to.Ptr[int32](1)})
 	}
+	id := m.resourceID(v.Group, "Microsoft.Compute/galleries", v.Gallery) + "/images/" + v.Definition + "/versions/" + v.Name
 	p, err := m.versions.BeginCreateOrUpdate(ctx, v.Group, v.Gallery, v.Definition, v.Name, armcompute.GalleryImageVersion{
 		Location: to.Ptr(v.Region), Tags: azureTags(v.Tags),
 		Properties: &armcompute.GalleryImageVersionProperties{
@@ -498,7 +522,7 @@ func (m *Machines) CreateImageVersion(ctx context.Context, v machineimage.ImageV
 		err = errors.New("no ID in the response")
 	}
 	if err != nil {
-		return "", classify(fmt.Errorf("azure: create image version %s: %w", where, err))
+		return mayExist(id, p != nil, err), classify(fmt.Errorf("azure: create image version %s: %w", where, err))
 	}
 	return *res.ID, nil
 }
@@ -639,6 +663,29 @@ func (m *Machines) deleteCompute(ctx context.Context, r *arm.ResourceID) error {
 		return err
 	}
 	return fmt.Errorf("cib does not delete %s resources", r.ResourceType)
+}
+
+// resourceID is the ID of resource name of type ("Microsoft.Compute/disks")
+// in group of this subscription.
+func (m *Machines) resourceID(group, typ, name string) string {
+	return "/subscriptions/" + m.subscription + "/resourceGroups/" + group + "/providers/" + typ + "/" + name
+}
+
+// mayExist returns the ID of a resource whose creation failed with err
+// when the resource may exist all the same, so that the caller can undo
+// it; else "". It may exist when Azure accepted the request (begun: the
+// operation failed or was abandoned while polling) or when its answer
+// does not say it refused it (a server error, a broken connection, a
+// cancelled request); a 4xx answer to the request is a refusal.
+func mayExist(id string, begun bool, err error) string {
+	if begun {
+		return id
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
+		return ""
+	}
+	return id
 }
 
 // valueOf is *p, or the zero value of a nil p.

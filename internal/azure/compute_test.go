@@ -312,14 +312,18 @@ func TestVMLifecycle(t *testing.T) {
 	waitFor(t, r.m, vmID, machineimage.Deallocated)
 	require.NoError(t, r.m.Generalize(ctx, vmID))
 	assert.Error(t, r.m.StartVM(ctx, vmID), "a generalized VM does not start")
-	exists, err := r.m.ImageExists(ctx, cgroup, "img-build")
+	existing, err := r.m.ImageID(ctx, cgroup, "img-build")
 	require.NoError(t, err)
-	assert.False(t, exists)
+	assert.Empty(t, existing)
+	existing, err = r.m.ImageID(ctx, "rg-no-such-group", "img-build")
+	require.NoError(t, err, "a missing group has no image")
+	assert.Empty(t, existing)
 	imgID, err := r.m.CreateImage(ctx, img)
 	require.NoError(t, err)
-	exists, err = r.m.ImageExists(ctx, cgroup, "img-build")
+	existing, err = r.m.ImageID(ctx, cgroup, "img-build")
 	require.NoError(t, err)
-	assert.True(t, exists)
+	assert.Equal(t, imgID, existing)
+	assert.Equal(t, azuretest.ResourceID(cgroup, "Microsoft.Compute", "images", "img-build"), imgID)
 
 	require.NoError(t, r.m.Tag(ctx, imgID, map[string]string{"imageKey": "win11-64", "cib:managed": "true"}))
 	im, err := r.compute.NewImagesClient().Get(ctx, cgroup, "img-build", nil)
@@ -669,4 +673,118 @@ func TestLongRunningOperationsPoll(t *testing.T) {
 	assert.True(t, slices.ContainsFunc(r.a.Calls(), func(c azuretest.Call) bool {
 		return c.API == "VirtualMachinesClient.BeginCreateOrUpdate" && strings.HasSuffix(c.Path, "/get/fake/status")
 	}))
+}
+
+// A restart is a new boot of the guest: its next scripted boot follows.
+// Only a running VM restarts.
+func TestRestartVM(t *testing.T) {
+	ctx := context.Background()
+	r := newComputeRig(t)
+	// Boot 1 runs until it is restarted; boot 2 shuts down after 5 ms.
+	r.a.SetGuest("vm-restart", azuretest.Guest{Boots: []time.Duration{0, 5 * time.Millisecond}})
+	id, err := r.m.CreateVM(ctx, r.vm(t, "vm-restart"))
+	require.NoError(t, err)
+	require.NoError(t, r.m.RestartVM(ctx, id))
+	assert.Equal(t, 1, countCalls(r.a, "VirtualMachinesClient.BeginRestart")-1, "the restart polls once")
+	waitFor(t, r.m, id, machineimage.Stopped)
+	d, err := r.m.Diagnostics(ctx, id)
+	require.NoError(t, err)
+	assert.Contains(t, string(d.Serial), "boot 2: the guest shut down")
+
+	err = r.m.RestartVM(ctx, id)
+	require.Error(t, err, "a stopped VM does not restart")
+	assert.False(t, machineimage.IsRetryable(err), "%v", err)
+	assert.Contains(t, err.Error(), "azure: restart VM "+cgroup+"/vm-restart: ")
+	assert.ErrorContains(t, r.m.RestartVM(ctx, azuretest.ResourceID(cgroup, "Microsoft.Compute", "disks", "d")), "is not a VM")
+}
+
+// OperationNotAllowed is retryable only when Azure's message is about
+// quota (as it answers a VM creation beyond the vCPU quota); otherwise
+// (generalize a running VM, start a generalized one) it is permanent.
+func TestOperationNotAllowedIsRetryableOnlyForQuota(t *testing.T) {
+	ctx := context.Background()
+	r := newComputeRig(t)
+	quota := "Operation could not be completed as it results in exceeding approved standardDSv2Family Cores quota. " +
+		"Additional details - Deployment Model: Resource Manager, Location: centralus, Current Limit: 10, Current Usage: 8, Additional Required: 4, (Minimum) New Limit Required: 12."
+	r.a.Inject(azuretest.Fault{API: "VirtualMachinesClient.BeginCreateOrUpdate", Status: http.StatusConflict, Code: "OperationNotAllowed", Message: quota, Times: 1})
+	v := r.vm(t, "vm-allowed")
+	_, err := r.m.CreateVM(ctx, v)
+	require.Error(t, err)
+	_, code := responseError(t, err)
+	assert.Equal(t, "OperationNotAllowed", code)
+	assert.True(t, machineimage.IsRetryable(err), "quota: %v", err)
+
+	r.a.Inject(azuretest.Fault{API: "VirtualMachinesClient.BeginCreateOrUpdate", Status: http.StatusConflict, Code: "OperationNotAllowed",
+		Message: "The requested operation is not allowed on this VM.", Times: 1})
+	_, err = r.m.CreateVM(ctx, v)
+	require.Error(t, err)
+	assert.False(t, machineimage.IsRetryable(err), "not quota: %v", err)
+
+	id, err := r.m.CreateVM(ctx, v)
+	require.NoError(t, err)
+	err = r.m.Generalize(ctx, id) // running
+	_, code = responseError(t, err)
+	assert.Equal(t, "OperationNotAllowed", code)
+	assert.False(t, machineimage.IsRetryable(err), "generalize while running: %v", err)
+}
+
+// A create that Azure accepted but that failed while polling, or whose
+// answer does not refuse it, returns the ID with the error, so that the
+// pipeline undoes what may exist; a refused one returns none.
+func TestFailedCreatesReturnWhatMayExist(t *testing.T) {
+	ctx := context.Background()
+	r := newComputeRig(t)
+	v := r.vm(t, "vm-maybe")
+	want := azuretest.ResourceID(cgroup, "Microsoft.Compute", "virtualMachines", "vm-maybe")
+
+	// Refused: nothing.
+	r.a.Inject(azuretest.Fault{API: "VirtualMachinesClient.BeginCreateOrUpdate", Status: http.StatusBadRequest, Code: "InvalidParameter", Times: 1})
+	id, err := r.m.CreateVM(ctx, v)
+	require.Error(t, err)
+	assert.Empty(t, id)
+
+	// A server error on the request: it may have been created.
+	r.a.Inject(azuretest.Fault{API: "VirtualMachinesClient.BeginCreateOrUpdate", Status: http.StatusInternalServerError, Code: "InternalServerError", Times: 1})
+	id, err = r.m.CreateVM(ctx, v)
+	require.Error(t, err)
+	assert.Equal(t, want, id)
+
+	// Accepted, then a fault on the poll: it exists.
+	n := len(r.a.Calls())
+	r.a.Inject(azuretest.Fault{N: n + 2, Status: http.StatusInternalServerError, Code: "InternalServerError"})
+	id, err = r.m.CreateVM(ctx, v)
+	require.Error(t, err)
+	assert.Equal(t, want, id)
+	state, err := r.m.PowerState(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, machineimage.Running, state)
+	require.NoError(t, r.m.Delete(ctx, id))
+
+	// A VM that fails to provision exists, Failed.
+	r.a.SetGuest("vm-maybe", azuretest.Guest{FailProvisioning: true})
+	id, err = r.m.CreateVM(ctx, v)
+	require.Error(t, err)
+	assert.Equal(t, want, id)
+	require.NoError(t, r.m.Delete(ctx, id))
+
+	// The same for disks, NICs, public IPs and images.
+	n = len(r.a.Calls())
+	r.a.Inject(azuretest.Fault{N: n + 2, Status: http.StatusInternalServerError, Code: "InternalServerError"})
+	id, err = r.m.CreateDisk(ctx, machineimage.Disk{Resource: res("disk-maybe"), SizeGiB: 8})
+	require.Error(t, err)
+	assert.Equal(t, azuretest.ResourceID(cgroup, "Microsoft.Compute", "disks", "disk-maybe"), id)
+	n = len(r.a.Calls())
+	r.a.Inject(azuretest.Fault{N: n + 2, Status: http.StatusInternalServerError, Code: "InternalServerError"})
+	id, err = r.m.CreateNIC(ctx, res("nic-maybe"), r.subnetID, "")
+	require.Error(t, err)
+	assert.Equal(t, azuretest.NetworkID(cgroup, "networkInterfaces", "nic-maybe"), id)
+	n = len(r.a.Calls())
+	r.a.Inject(azuretest.Fault{N: n + 2, Status: http.StatusInternalServerError, Code: "InternalServerError"})
+	id, err = r.m.CreatePublicIP(ctx, res("ip-maybe"))
+	require.Error(t, err)
+	assert.Equal(t, azuretest.NetworkID(cgroup, "publicIPAddresses", "ip-maybe"), id)
+	_, err = r.m.CreateImage(ctx, machineimage.Image{Resource: res("img-maybe"), SourceVMID: want})
+	require.Error(t, err, "no such VM: refused")
+	_, code := responseError(t, err)
+	assert.Equal(t, "NotFound", code)
 }

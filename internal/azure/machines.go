@@ -113,7 +113,8 @@ func notFound(err error) bool {
 
 // classify marks errors a later run may not meet as retryable: throttling,
 // server failures, quota and capacity. Others (bad request, not found,
-// forbidden) are permanent.
+// forbidden, an operation not allowed in the resource's state) are
+// permanent.
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -125,8 +126,17 @@ func classify(err error) error {
 			return &machineimage.Retryable{Err: err}
 		}
 		switch re.ErrorCode {
-		case "QuotaExceeded", "OperationNotAllowed", "AllocationFailed", "ZonalAllocationFailed", "OverconstrainedAllocationRequest":
+		case "QuotaExceeded", "AllocationFailed", "ZonalAllocationFailed", "OverconstrainedAllocationRequest":
 			return &machineimage.Retryable{Err: err}
+		case "OperationNotAllowed":
+			// Azure answers a VM creation beyond the vCPU quota with
+			// OperationNotAllowed ("... exceeding approved ... Cores
+			// quota ..."); the same code also refuses an operation in the
+			// wrong state (generalize a running VM), which no later run
+			// fixes.
+			if strings.Contains(strings.ToLower(re.Error()), "quota") {
+				return &machineimage.Retryable{Err: err}
+			}
 		}
 	}
 	return err

@@ -252,6 +252,7 @@ func (m *Machines) putVNet(ctx context.Context, group, name string, vnet armnetw
 
 // CreatePublicIP creates a static, standard-SKU IPv4 public IP address.
 func (m *Machines) CreatePublicIP(ctx context.Context, r machineimage.Resource) (string, error) {
+	id := m.resourceID(r.Group, "Microsoft.Network/publicIPAddresses", r.Name)
 	p, err := m.ips.BeginCreateOrUpdate(ctx, r.Group, r.Name, armnetwork.PublicIPAddress{
 		Location: to.Ptr(r.Region), Tags: azureTags(r.Tags),
 		SKU: &armnetwork.PublicIPAddressSKU{
@@ -271,7 +272,7 @@ func (m *Machines) CreatePublicIP(ctx context.Context, r machineimage.Resource) 
 		err = fmt.Errorf("no ID in the response")
 	}
 	if err != nil {
-		return "", classify(fmt.Errorf("azure: create public IP %s/%s: %w", r.Group, r.Name, err))
+		return mayExist(id, p != nil, err), classify(fmt.Errorf("azure: create public IP %s/%s: %w", r.Group, r.Name, err))
 	}
 	return *res.ID, nil
 }
@@ -289,6 +290,7 @@ func (m *Machines) CreateNIC(ctx context.Context, r machineimage.Resource, subne
 	if publicIPID != "" {
 		ip.PublicIPAddress = &armnetwork.PublicIPAddress{ID: to.Ptr(publicIPID)}
 	}
+	id := m.resourceID(r.Group, "Microsoft.Network/networkInterfaces", r.Name)
 	p, err := m.nics.BeginCreateOrUpdate(ctx, r.Group, r.Name, armnetwork.Interface{
 		Location: to.Ptr(r.Region), Tags: azureTags(r.Tags),
 		Properties: &armnetwork.InterfacePropertiesFormat{
@@ -304,7 +306,7 @@ func (m *Machines) CreateNIC(ctx context.Context, r machineimage.Resource, subne
 		err = fmt.Errorf("no ID in the response")
 	}
 	if err != nil {
-		return "", classify(fmt.Errorf("azure: create NIC %s/%s: %w", r.Group, r.Name, err))
+		return mayExist(id, p != nil, err), classify(fmt.Errorf("azure: create NIC %s/%s: %w", r.Group, r.Name, err))
 	}
 	return *res.ID, nil
 }

@@ -42,11 +42,6 @@ const (
 	PhaseCleanup    = "cleanup"
 )
 
-// rebootScript restarts the guest from inside: Cloud has no restart, and a
-// Run Command that restarts at once would never return, so the restart is
-// scheduled a few seconds out.
-const rebootScript = "shutdown.exe /r /t 5 /f"
-
 // WinRM runs a script over WinRM on the VM reached through a public IP
 // (the winrm-powershell shell). The pipeline creates the IP; the caller
 // resolves its address and brings the client.
@@ -120,7 +115,8 @@ type BuildResult struct {
 	// Skipped: the image name exists and Overwrite is off.
 	Skipped   bool
 	ImageName string
-	ImageID   string // empty when Skipped
+	// ImageID is the image built, or the existing one when Skipped.
+	ImageID string
 	// VersionID is the Compute Gallery image version, when replicated.
 	VersionID string
 	// Regions the image is available in: the build region, then the
@@ -158,6 +154,10 @@ type builder struct {
 	timeout struct{ reseal, bootstrap, generalize time.Duration }
 
 	vmID, ipID string
+	// oldImageID is the image of the same name that Overwrite replaces:
+	// deleted just before the new one is created, so that a build that
+	// fails earlier keeps it.
+	oldImageID string
 	lastState  PowerState
 	seq        int
 }
@@ -290,14 +290,18 @@ func (b *builder) phase(name string, f func() error) error {
 
 func (b *builder) preflight(ctx context.Context) error {
 	name := b.res.ImageName
-	exists, err := b.cloud.ImageExists(ctx, b.group, name)
+	id, err := b.cloud.ImageID(ctx, b.group, name)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", name, err)
 	}
-	if exists && !b.in.Overwrite {
+	if id != "" && !b.in.Overwrite {
 		b.log("image %s exists in %s: skipped (overwrite to build it again)", name, b.group)
-		b.res.Skipped = true
+		b.res.Skipped, b.res.ImageID = true, id
 		return nil
+	}
+	if id != "" {
+		b.log("image %s exists in %s: it is replaced when the new one is captured", name, b.group)
+		b.oldImageID = id
 	}
 	size := b.in.Target.Machine.VMSize()
 	ok, err := b.cloud.SizeOffered(ctx, b.region, size)
@@ -365,9 +369,17 @@ func (b *builder) resource(name string, extra map[string]string) Resource {
 	return Resource{Group: b.group, Region: b.region, Name: name, Tags: merge(extra, b.tags)}
 }
 
-// created registers the undo of a resource just created.
-func (b *builder) created(kind, id string) {
-	b.log("created %s %s", kind, id)
+// created registers the undo of a resource just created, or that a
+// failed create may have left (Cloud: a non-empty ID with an error).
+func (b *builder) created(kind, id string, err error) {
+	if id == "" {
+		return
+	}
+	if err != nil {
+		b.log("%s %s may exist after a failed create: it is undone with the rest", kind, id)
+	} else {
+		b.log("created %s %s", kind, id)
+	}
 	b.undo.push(id, func(ctx context.Context) error { return b.cloud.Delete(ctx, id) })
 }
 
@@ -385,10 +397,10 @@ func (b *builder) osDisk(ctx context.Context) (string, error) {
 		SKU:      diskSKU(d.Variant), SizeGiB: d.Size, HyperVGeneration: b.in.Target.Machine.HyperV,
 		SourceBlob: b.in.DiskBlobURL, StorageAccountID: b.in.StorageAccountID,
 	})
+	b.created("disk", id, err)
 	if err != nil {
 		return "", fmt.Errorf("OS disk from %s: %w", b.in.DiskBlobURL, err)
 	}
-	b.created("disk", id)
 	return id, nil
 }
 
@@ -432,27 +444,27 @@ func (b *builder) needsPublicIP() bool {
 func (b *builder) vm(ctx context.Context, osDiskID, subnetID string) error {
 	if b.needsPublicIP() {
 		id, err := b.cloud.CreatePublicIP(ctx, b.resource("ip-"+b.rid, nil))
+		b.created("public IP", id, err)
 		if err != nil {
 			return fmt.Errorf("public IP: %w", err)
 		}
-		b.created("public IP", id)
 		b.ipID = id
 	}
 	nic, err := b.cloud.CreateNIC(ctx, b.resource("ni-"+b.rid, nil), subnetID, b.ipID)
+	b.created("network interface", nic, err)
 	if err != nil {
 		return fmt.Errorf("network interface: %w", err)
 	}
-	b.created("network interface", nic)
 	var data []string
 	for i, d := range b.in.Target.Disk[1:] {
 		id, err := b.cloud.CreateDisk(ctx, Disk{
 			Resource: b.resource(fmt.Sprintf("disk-%s-%d", b.rid, i+1), nil),
 			SKU:      diskSKU(d.Variant), SizeGiB: d.Size,
 		})
+		b.created("data disk", id, err)
 		if err != nil {
 			return fmt.Errorf("data disk %d: %w", i+1, err)
 		}
-		b.created("data disk", id)
 		data = append(data, id)
 	}
 	vm := VM{
@@ -471,12 +483,12 @@ func (b *builder) vm(ctx context.Context, osDiskID, subnetID string) error {
 		vm.AdminPass, vm.OSDiskSKU = pw, diskSKU(b.in.Target.Disk[0].Variant)
 	}
 	id, err := b.cloud.CreateVM(ctx, vm)
+	b.created("VM", id, err)
+	b.vmID = id
 	if err != nil {
 		// Never wrap anything that could quote the VM (its password).
 		return fmt.Errorf("VM %s (%s): %w", b.vmName, vm.Size, err)
 	}
-	b.created("VM", id)
-	b.vmID = id
 	return nil
 }
 
@@ -501,11 +513,24 @@ func (b *builder) waitFor(ctx context.Context, phase, wantName string, want func
 	bo := newBackoff(b.in.PollMin, b.in.PollMax)
 	var since time.Time
 	matched := false
+	failures := 0
 	for {
 		st, err := b.state(ctx, phase)
 		if err != nil {
-			return err
+			// One transient failure among the polls of an hour-long wait
+			// does not end the build; a permanent one, or retryAttempts in
+			// a row, does.
+			failures++
+			if !IsRetryable(err) || failures >= retryAttempts || ctx.Err() != nil {
+				return err
+			}
+			b.log("%s: %v (trying again)", phase, err)
+			if err := b.clock.Sleep(ctx, bo.step(0)); err != nil {
+				return err
+			}
+			continue
 		}
+		failures = 0
 		now := b.clock.Now()
 		if want(st) {
 			if !matched {
@@ -706,7 +731,7 @@ func (b *builder) act(ctx context.Context, a Action) error {
 	if a.Kind != ActionReboot {
 		return nil
 	}
-	if _, err := b.cloud.RunCommand(ctx, b.vmID, rebootScript); err != nil {
+	if err := b.cloud.RestartVM(ctx, b.vmID); err != nil {
 		return fmt.Errorf("reboot: %w", err)
 	}
 	return nil
@@ -727,20 +752,28 @@ func (b *builder) capture(ctx context.Context) error {
 	if err := b.cloud.Generalize(ctx, b.vmID); err != nil {
 		return fmt.Errorf("generalize: %w", err)
 	}
+	if b.oldImageID != "" {
+		// Overwrite: the old image goes only now, when the new one is
+		// about to be captured.
+		if err := b.cloud.Delete(ctx, b.oldImageID); err != nil {
+			return fmt.Errorf("delete the image %s it replaces: %w", b.oldImageID, err)
+		}
+		b.log("deleted the image %s to replace it", b.oldImageID)
+	}
 	id, err := b.cloud.CreateImage(ctx, Image{
 		Resource:   b.resource(b.res.ImageName, b.imageTags()),
 		SourceVMID: b.vmID, HyperVGeneration: b.in.Target.Machine.HyperV,
 	})
+	b.created("image", id, err)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", b.res.ImageName, err)
 	}
-	b.created("image", id)
 	b.res.ImageID = id
-	ok, err := b.cloud.ImageExists(ctx, b.group, b.res.ImageName)
+	got, err := b.cloud.ImageID(ctx, b.group, b.res.ImageName)
 	if err != nil {
 		return fmt.Errorf("verify image %s: %w", b.res.ImageName, err)
 	}
-	if !ok {
+	if !strings.EqualFold(got, id) {
 		return fmt.Errorf("image %s is missing after capture", b.res.ImageName)
 	}
 	b.res.Regions = []string{b.region}
@@ -754,10 +787,10 @@ func (b *builder) distribute(ctx context.Context) error {
 		Gallery:  b.in.Gallery, Definition: b.in.Definition,
 		SourceImageID: b.res.ImageID, Regions: regions,
 	})
+	b.created("image version", id, err)
 	if err != nil {
 		return fmt.Errorf("gallery image version in %s/%s: %w", b.in.Gallery, b.in.Definition, err)
 	}
-	b.created("image version", id)
 	b.res.VersionID, b.res.Regions = id, regions
 	return nil
 }
@@ -769,13 +802,36 @@ func (b *builder) finish(ctx context.Context) error {
 		if id == "" {
 			continue
 		}
-		if err := b.cloud.Tag(ctx, id, final); err != nil {
+		if err := b.retry(ctx, func() error { return b.cloud.Tag(ctx, id, final) }); err != nil {
 			return fmt.Errorf("tag %s: %w", id, err)
 		}
 	}
 	b.undo.keep(b.res.VersionID)
 	b.undo.keep(b.res.ImageID)
 	return nil
+}
+
+// Bounds of retry.
+const (
+	retryAttempts = 3
+	retryPause    = 5 * time.Second
+)
+
+// retry calls f until it succeeds, fails for good (not Retryable), or has
+// failed retryAttempts times, pausing between attempts. It is for
+// idempotent calls whose transient failure should not waste a build that
+// has got this far (the final tags).
+func (b *builder) retry(ctx context.Context, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !IsRetryable(err) || attempt >= retryAttempts || ctx.Err() != nil {
+			return err
+		}
+		b.log("%v (attempt %d of %d; trying again)", err, attempt, retryAttempts)
+		if serr := b.clock.Sleep(ctx, retryPause*time.Duration(attempt)); serr != nil {
+			return err
+		}
+	}
 }
 
 // cleanup deletes what the run created (or keeps it with DisableCleanup).

@@ -12,7 +12,11 @@ import (
 
 // Cloud is what the pipeline asks of a cloud. Resources are named by
 // their cloud IDs. Every Create returns the ID that Delete takes, so that
-// the pipeline can undo what it created, in reverse order.
+// the pipeline can undo what it created, in reverse order. A Create that
+// fails after the cloud may have accepted it (a long-running operation
+// whose polling failed or was cancelled, a server error) returns the ID
+// along with the error, so that the pipeline undoes that too; it returns
+// "" only when nothing can have been created.
 type Cloud interface {
 	// SizeOffered reports whether VM size is offered in region to this
 	// subscription (not restricted).
@@ -20,8 +24,9 @@ type Cloud interface {
 	// VCPUs returns how many vCPUs a VM of size needs and how many of its
 	// family's quota in region are free.
 	VCPUs(ctx context.Context, region, size string) (need, free int, err error)
-	// ImageExists reports whether a managed image name exists in group.
-	ImageExists(ctx context.Context, group, name string) (bool, error)
+	// ImageID returns the ID of the managed image name in group, or ""
+	// when there is none.
+	ImageID(ctx context.Context, group, name string) (string, error)
 
 	// EnsureNetwork makes the NSG (its rules reconciled with n.Rules), the
 	// virtual network and the subnet exist as n describes, and returns the
@@ -43,6 +48,8 @@ type Cloud interface {
 	PowerState(ctx context.Context, vmID string) (PowerState, error)
 	// StartVM starts a stopped VM.
 	StartVM(ctx context.Context, vmID string) error
+	// RestartVM restarts a running VM (the guest boots again).
+	RestartVM(ctx context.Context, vmID string) error
 	// RunCommand runs a PowerShell script in the running guest.
 	RunCommand(ctx context.Context, vmID, script string) (RunResult, error)
 	// Diagnostics fetches the boot diagnostics: a screenshot and the

@@ -17,17 +17,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/fake/server"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	computefake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8/fake"
@@ -44,6 +47,10 @@ type Azure struct {
 	Latency time.Duration
 	// DefaultGuest is the guest of a VM that SetGuest did not name.
 	DefaultGuest Guest
+	// Hook, when set (before the first call), is called with each call
+	// once it is answered, before the answer is returned: tests use it to
+	// cancel a run just after a given call took effect.
+	Hook func(Call)
 
 	mu        sync.Mutex
 	resources map[string]resource // by lower-case resource ID
@@ -52,12 +59,14 @@ type Azure struct {
 
 	// The fake servers of each SDK package. The model fills in the
 	// operations it implements; the others stay nil and fail loudly.
-	compute   computefake.ServerFactory
-	network   networkfake.ServerFactory
-	groups    resourcesfake.ServerFactory
-	computeTr *computefake.ServerFactoryTransport
-	networkTr *networkfake.ServerFactoryTransport
-	groupsTr  *resourcesfake.ServerFactoryTransport
+	compute computefake.ServerFactory
+	network networkfake.ServerFactory
+	groups  resourcesfake.ServerFactory
+	// ops are the fake server transports of the operations, by name
+	// (opParam): each operation's first request gets a transport of its
+	// own, and its polls and next pages go to it (see transport).
+	ops    map[string]policy.Transporter
+	nextOp int
 
 	machines *computeState // compute.go: sizes, quota, guests, VM states
 }
@@ -78,25 +87,81 @@ type Call struct {
 }
 
 // Fault makes calls fail: the Nth call (N > 0), or every call of API
-// (when API is set), answers Status with an Azure error body of Code.
+// (when API is set), answers Status with an Azure error body of Code and
+// Message (by default one that names the call as an injected fault).
 // Times bounds how often it fires (0: always).
 type Fault struct {
-	N      int
-	API    string
-	Status int
-	Code   string
-	Times  int
-	fired  int
+	N       int
+	API     string
+	Status  int
+	Code    string
+	Message string
+	Times   int
+	fired   int
 }
 
 // New makes an empty subscription.
 func New() *Azure {
-	a := &Azure{resources: map[string]resource{}}
+	a := &Azure{resources: map[string]resource{}, ops: map[string]policy.Transporter{}}
 	a.install()
-	a.computeTr = computefake.NewServerFactoryTransport(&a.compute)
-	a.networkTr = networkfake.NewServerFactoryTransport(&a.network)
-	a.groupsTr = resourcesfake.NewServerFactoryTransport(&a.groups)
 	return a
+}
+
+// opParam is the query parameter that names an operation: added to its
+// first request, it is in the URLs of its polls and next pages, which the
+// fake servers make from that request's.
+const opParam = "azuretest-op"
+
+// transport returns the fake server transport that serves req, and the
+// request to give it: for the first request of an operation, a new
+// transport and the request with the operation's name added; for a poll
+// or a next page, the operation's transport.
+//
+// The SDK's fake servers keep each long-running operation's (and each
+// pager's) remaining responses by URL path, and forget them only when
+// the last is answered successfully. An operation that failed while
+// polling (a polling error, a terminal error, a fault injected on a
+// poll, a client that gave up) would leave its state behind, and the
+// next Begin of the same operation on the same URL would get the stale
+// answers without reaching the model; and two operations on one path at
+// once (two lists of resource SKUs) would share their answers. A fresh
+// transport per operation has no such state.
+func (a *Azure) transport(req *http.Request) (policy.Transporter, *http.Request, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if op := req.URL.Query().Get(opParam); op != "" {
+		tr, ok := a.ops[op]
+		if !ok {
+			return nil, nil, fmt.Errorf("no operation %s", op)
+		}
+		return tr, req, nil
+	}
+	if server.SanitizePagerPollerPath(req.URL.Path) != req.URL.Path {
+		return nil, nil, errors.New("no such operation under way")
+	}
+	var tr policy.Transporter
+	lower := strings.ToLower(req.URL.Path)
+	switch {
+	case strings.Contains(lower, "/providers/microsoft.compute/"):
+		tr = computefake.NewServerFactoryTransport(&a.compute)
+	case strings.Contains(lower, "/providers/microsoft.network/"):
+		tr = networkfake.NewServerFactoryTransport(&a.network)
+	case !strings.Contains(lower, "/providers/"):
+		tr = resourcesfake.NewServerFactoryTransport(&a.groups)
+	default:
+		return nil, nil, nil
+	}
+	a.nextOp++
+	op := strconv.Itoa(a.nextOp)
+	a.ops[op] = tr
+	u := *req.URL
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += opParam + "=" + op
+	named := req.Clone(req.Context())
+	named.URL = &u
+	return tr, named, nil
 }
 
 // install fills in the fake servers with the model's operations. Each
@@ -143,9 +208,16 @@ func (a *Azure) Calls() []Call {
 
 // Do serves one request of an SDK client: it records the call, waits the
 // latency, answers an injected fault, or hands the request to the fake
-// server of its resource provider.
+// server of its resource provider. Then Hook sees the call.
+//
+// A request whose context ends first is answered with the context's
+// error; the model serves it all the same if it had got it (as Azure
+// would a request it had received). The fake servers never see the
+// request's cancellation: when it ends while they serve, they may send
+// on a channel they have closed, and panic.
 func (a *Azure) Do(req *http.Request) (*http.Response, error) {
-	api, _ := req.Context().Value(runtime.CtxAPINameKey{}).(string)
+	ctx := req.Context()
+	api, _ := ctx.Value(runtime.CtxAPINameKey{}).(string)
 	a.mu.Lock()
 	c := Call{N: len(a.calls) + 1, API: api, Method: req.Method, Path: req.URL.Path}
 	var fault *Fault
@@ -161,29 +233,53 @@ func (a *Azure) Do(req *http.Request) (*http.Response, error) {
 	}
 	c.Fault = fault != nil
 	a.calls = append(a.calls, c)
+	hook := a.Hook
 	a.mu.Unlock()
+	if hook != nil {
+		defer hook(c)
+	}
 
+	if err := ctx.Err(); err != nil {
+		return nil, err // never sent
+	}
 	if a.Latency > 0 {
 		select {
 		case <-time.After(a.Latency):
-		case <-req.Context().Done():
-			return nil, req.Context().Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 	if fault != nil {
-		return errorResponse(req, fault.Status, fault.Code, fmt.Sprintf("injected fault at call %d (%s)", c.N, api)), nil
+		msg := fault.Message
+		if msg == "" {
+			msg = fmt.Sprintf("injected fault at call %d (%s)", c.N, api)
+		}
+		return errorResponse(req, fault.Status, fault.Code, msg), nil
 	}
-	path := strings.ToLower(req.URL.Path)
-	switch {
-	case strings.Contains(path, "/providers/microsoft.compute/"):
-		return a.computeTr.Do(req)
-	case strings.Contains(path, "/providers/microsoft.network/"):
-		return a.networkTr.Do(req)
-	case !strings.Contains(path, "/providers/"):
-		return a.groupsTr.Do(req)
+	tr, named, err := a.transport(req)
+	if err != nil {
+		return errorResponse(req, http.StatusNotFound, "NotFoundInModel",
+			fmt.Sprintf("azuretest: %s %s (%s): %v", req.Method, req.URL.Path, api, err)), nil
 	}
-	return errorResponse(req, http.StatusNotImplemented, "NotImplementedInModel",
-		fmt.Sprintf("azuretest: %s %s (%s) is not part of the in-memory Azure", req.Method, req.URL.Path, api)), nil
+	if tr == nil {
+		return errorResponse(req, http.StatusNotImplemented, "NotImplementedInModel",
+			fmt.Sprintf("azuretest: %s %s (%s) is not part of the in-memory Azure", req.Method, req.URL.Path, api)), nil
+	}
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := tr.Do(named.WithContext(context.WithoutCancel(ctx)))
+		done <- result{resp, err}
+	}()
+	select {
+	case r := <-done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // errorResponse is an ARM error response.

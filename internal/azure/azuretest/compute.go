@@ -870,7 +870,7 @@ func instanceView(v *vmState) *armcompute.VirtualMachineInstanceView {
 }
 
 // installVMs models VMs: create (and start), get, instance view, update
-// (tags), start, deallocate, generalize, run command, boot diagnostics,
+// (tags), start, restart, deallocate, generalize, run command, boot diagnostics,
 // delete.
 func (a *Azure) installVMs() {
 	srv := &a.compute.VirtualMachinesServer
@@ -1013,6 +1013,31 @@ func (a *Azure) installVMs() {
 		}
 		resp.AddNonTerminalResponse(http.StatusAccepted, nil)
 		resp.SetTerminalResponse(http.StatusOK, armcompute.VirtualMachinesClientStartResponse{}, nil)
+		return
+	}
+
+	// A restart is a new boot of the running guest: its script's next
+	// boot (Guest.Boots) begins. Like Azure, it needs a running VM.
+	srv.BeginRestart = func(_ context.Context, group, name string, _ *armcompute.VirtualMachinesClientBeginRestartOptions) (resp azfake.PollerResponder[armcompute.VirtualMachinesClientRestartResponse], errResp azfake.ErrorResponder) {
+		v, err := find(group, name)
+		defer st.mu.Unlock()
+		if err != nil {
+			errResp.SetError(err)
+			return
+		}
+		if v.generalized {
+			errResp.SetError(armError(http.StatusConflict, "OperationNotAllowed", "Operation 'restart' is not allowed on VM '%s' since the VM is generalized.", name))
+			return
+		}
+		if v.power != "running" {
+			errResp.SetError(armError(http.StatusConflict, "OperationNotAllowed", "Operation 'restart' is not allowed on VM '%s' since the VM is %s.", name, v.power))
+			return
+		}
+		now := time.Now()
+		v.logf(now, "boot %d: the guest restarts", v.boots)
+		v.start(now)
+		resp.AddNonTerminalResponse(http.StatusAccepted, nil)
+		resp.SetTerminalResponse(http.StatusOK, armcompute.VirtualMachinesClientRestartResponse{}, nil)
 		return
 	}
 

@@ -108,7 +108,7 @@ func TestComputeUnimplemented(t *testing.T) {
 	defer a.Close()
 	ctx := context.Background()
 	cf := computeClients(t, a)
-	_, err := cf.NewVirtualMachinesClient().BeginRestart(ctx, crg, "vm", nil)
+	_, err := cf.NewVirtualMachinesClient().BeginRedeploy(ctx, crg, "vm", nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not implemented")
 	_, err = cf.NewSnapshotsClient().Get(ctx, crg, "s", nil)
@@ -295,3 +295,161 @@ func TestFailProvisioning(t *testing.T) {
 
 // pollFast polls fast.
 var pollFast = runtime.PollUntilDoneOptions{Frequency: time.Millisecond}
+
+// A restart is a new boot of the scripted guest: it follows the guest's
+// next boot, and needs a running VM.
+func TestRestartIsANewBoot(t *testing.T) {
+	a := azuretest.New()
+	defer a.Close()
+	ctx := context.Background()
+	// Boot 1 never stops; boot 2 (the restart) stops after 10 ms.
+	cf, err := withVM(t, a, azuretest.Guest{Boots: []time.Duration{0, 10 * time.Millisecond}})
+	require.NoError(t, err)
+	vms := cf.NewVirtualMachinesClient()
+	power := func() string {
+		iv, err := vms.InstanceView(ctx, crg, "vm", nil)
+		require.NoError(t, err)
+		return *iv.Statuses[len(iv.Statuses)-1].Code
+	}
+	p, err := vms.BeginRestart(ctx, crg, "vm", nil)
+	require.NoError(t, err)
+	_, err = p.PollUntilDone(ctx, &pollFast)
+	require.NoError(t, err)
+	assert.Equal(t, "PowerState/running", power())
+	time.Sleep(15 * time.Millisecond)
+	assert.Equal(t, "PowerState/stopped", power())
+	d, err := vms.RetrieveBootDiagnosticsData(ctx, crg, "vm", nil)
+	require.NoError(t, err)
+	resp, err := http.Get(*d.SerialConsoleLogBlobURI)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), "boot 1: the guest restarts")
+	assert.Contains(t, string(body), "boot 2: the guest shut down")
+
+	_, err = vms.BeginRestart(ctx, crg, "vm", nil)
+	status, code := armCode(t, err)
+	assert.Equal(t, http.StatusConflict, status)
+	assert.Equal(t, "OperationNotAllowed", code)
+	assert.Contains(t, err.Error(), "since the VM is stopped")
+}
+
+// An operation that failed while polling leaves no state in the SDK's
+// fake server: the next Begin of the same operation on the same URL
+// reaches the model. (The fake servers keep an operation's remaining
+// responses by URL until the last is answered successfully, so a polling
+// error, a terminal error, a fault on a poll or an abandoned poller used
+// to leave stale answers behind.)
+func TestNoStalePollerAfterAFailedOperation(t *testing.T) {
+	ctx := context.Background()
+
+	// A failed provisioning (a polling error), then the same VM again.
+	a := azuretest.New()
+	defer a.Close()
+	cf, err := withVM(t, a, azuretest.Guest{FailProvisioning: true})
+	_, code := armCode(t, err)
+	require.Equal(t, "VMStartTimedOut", code)
+	vms := cf.NewVirtualMachinesClient()
+	dp, err := vms.BeginDelete(ctx, crg, "vm", nil)
+	require.NoError(t, err)
+	_, err = dp.PollUntilDone(ctx, &pollFast)
+	require.NoError(t, err)
+	a.SetGuest("vm", azuretest.Guest{})
+	vm := armcompute.VirtualMachine{
+		Location: to.Ptr("centralus"),
+		Properties: &armcompute.VirtualMachineProperties{
+			HardwareProfile: &armcompute.HardwareProfile{VMSize: to.Ptr(armcompute.VirtualMachineSizeTypesStandardDS2V2)},
+			StorageProfile: &armcompute.StorageProfile{OSDisk: &armcompute.OSDisk{
+				CreateOption: to.Ptr(armcompute.DiskCreateOptionTypesAttach), OSType: to.Ptr(armcompute.OperatingSystemTypesWindows),
+				ManagedDisk: &armcompute.ManagedDiskParameters{ID: to.Ptr(azuretest.ResourceID(crg, "Microsoft.Compute", "disks", "os"))},
+			}},
+			NetworkProfile: &armcompute.NetworkProfile{NetworkInterfaces: []*armcompute.NetworkInterfaceReference{{ID: to.Ptr(azuretest.NetworkID(crg, "networkInterfaces", "nic"))}}},
+		},
+	}
+	p, err := vms.BeginCreateOrUpdate(ctx, crg, "vm", vm, nil)
+	require.NoError(t, err)
+	res, err := p.PollUntilDone(ctx, &pollFast)
+	require.NoError(t, err, "the second creation reaches the model")
+	assert.Equal(t, "Succeeded", *res.Properties.ProvisioningState)
+
+	// A fault on a poll of a disk's creation; the disk is created again
+	// with another size, and the model sees it.
+	disks := cf.NewDisksClient()
+	disk := func(size int32) armcompute.Disk {
+		return armcompute.Disk{Location: to.Ptr("centralus"), Properties: &armcompute.DiskProperties{
+			DiskSizeGB: to.Ptr(size), CreationData: &armcompute.CreationData{CreateOption: to.Ptr(armcompute.DiskCreateOptionEmpty)},
+		}}
+	}
+	a.Inject(azuretest.Fault{API: "DisksClient.BeginCreateOrUpdate", Status: 500, Code: "InternalServerError", Times: 2})
+	_, err = disks.BeginCreateOrUpdate(ctx, crg, "data", disk(8), nil)
+	require.Error(t, err, "the initial request faulted")
+	a.ClearFaults()
+	n := len(a.Calls())
+	a.Inject(azuretest.Fault{N: n + 2, Status: 500, Code: "InternalServerError"}) // the first poll
+	dpp, err := disks.BeginCreateOrUpdate(ctx, crg, "data", disk(16), nil)
+	require.NoError(t, err)
+	_, err = dpp.PollUntilDone(ctx, &pollFast)
+	status, _ := armCode(t, err)
+	require.Equal(t, http.StatusInternalServerError, status)
+	dpp, err = disks.BeginCreateOrUpdate(ctx, crg, "data", disk(32), nil)
+	require.NoError(t, err)
+	got, err := dpp.PollUntilDone(ctx, &pollFast)
+	require.NoError(t, err)
+	assert.Equal(t, int32(32), *got.Properties.DiskSizeGB)
+	stored, err := disks.Get(ctx, crg, "data", nil)
+	require.NoError(t, err)
+	assert.Equal(t, int32(32), *stored.Properties.DiskSizeGB)
+
+	// An abandoned poller (its context ended) leaves nothing either.
+	cctx, cancel := context.WithCancel(ctx)
+	dpp, err = disks.BeginCreateOrUpdate(cctx, crg, "data", disk(64), nil)
+	require.NoError(t, err)
+	cancel()
+	_, err = dpp.PollUntilDone(cctx, &pollFast)
+	require.ErrorIs(t, err, context.Canceled)
+	dpp, err = disks.BeginCreateOrUpdate(ctx, crg, "data", disk(128), nil)
+	require.NoError(t, err)
+	got, err = dpp.PollUntilDone(ctx, &pollFast)
+	require.NoError(t, err)
+	assert.Equal(t, int32(128), *got.Properties.DiskSizeGB)
+
+	// A poll of an operation that was never begun is refused.
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, runtime.CtxAPINameKey{}, "DisksClient.BeginDelete"), http.MethodGet,
+		"https://management.azure.com"+azuretest.ResourceID(crg, "Microsoft.Compute", "disks", "other")+"/get/fake/status", nil)
+	require.NoError(t, err)
+	resp, err := a.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+// Two lists of the same URL at once each get their own pages (the fake
+// servers would share one pager between them).
+func TestInterleavedPagers(t *testing.T) {
+	a := azuretest.New()
+	ctx := context.Background()
+	a.OfferSizes("centralus", azuretest.StandardSizes...)
+	c := computeClients(t, a).NewResourceSKUsClient()
+	filter := "location eq 'centralus'"
+	p1 := c.NewListPager(&armcompute.ResourceSKUsClientListOptions{Filter: &filter})
+	p2 := c.NewListPager(&armcompute.ResourceSKUsClientListOptions{Filter: &filter})
+	var n1, n2 int
+	for p1.More() || p2.More() {
+		for _, p := range []struct {
+			pager interface {
+				More() bool
+				NextPage(context.Context) (armcompute.ResourceSKUsClientListResponse, error)
+			}
+			n *int
+		}{{p1, &n1}, {p2, &n2}} {
+			if !p.pager.More() {
+				continue
+			}
+			page, err := p.pager.NextPage(ctx)
+			require.NoError(t, err)
+			*p.n += len(page.Value)
+		}
+	}
+	assert.Equal(t, len(azuretest.StandardSizes)+1, n1, "the sizes and a disk SKU")
+	assert.Equal(t, n1, n2)
+}
