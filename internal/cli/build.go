@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,7 +23,9 @@ import (
 const buildHelp = `
 Build what a job of the plan builds. The stage is disk-image: turn the key's
 Windows ISO into a fixed VHD with its unattend.xml, packages, drivers,
-registry edits and boot files, and store it (spec/disk-image.md).
+registry edits and boot files, and store it (spec/disk-image.md); or
+machine-image: boot it in Azure and capture a machine image (the flags below
+are disk-image's; see cib build machine-image --help).
 
 On a Linux runner the wimlib builder does it without a hypervisor; it needs
 wimtools, ntfs-3g, p7zip-full, libhivex-bin, libwin-hivex-perl, mtools,
@@ -97,11 +100,14 @@ func runBuild(args []string, env Env) int {
 		if code, ok := parse(fs, args, env); !ok {
 			return code
 		}
-		fmt.Fprintln(env.Stderr, "cib build: name the stage and the key: cib build disk-image KEY (cib build --help)")
+		fmt.Fprintln(env.Stderr, "cib build: name the stage and the key: cib build disk-image KEY, or cib build machine-image KEY --group GROUP (cib build --help)")
 		return ExitUsage
 	}
+	if args[0] == "machine-image" {
+		return runBuildMachine(args[1:], env)
+	}
 	if args[0] != "disk-image" {
-		fmt.Fprintf(env.Stderr, "cib build: unknown stage %q: cib build disk-image KEY builds a disk image (cib build --help)\n", args[0])
+		fmt.Fprintf(env.Stderr, "cib build: unknown stage %q: cib build disk-image KEY builds a disk image, cib build machine-image KEY --group GROUP a machine image (cib build --help)\n", args[0])
 		return ExitUsage
 	}
 	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
@@ -343,8 +349,12 @@ func finishDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config
 	res diskimage.BuildResult, store diskimage.Store, uploaded *azure.Result) error {
 	r := env.runner()
 	location := res.Name
-	if c, ok := store.(interface{ Container() string }); ok {
-		location = c.Container() + "/" + res.Name
+	switch s := store.(type) {
+	case azure.Store:
+		// The blob URL, which the machine-image stage imports from.
+		location = blobURL(s.Client.URL(), res.Name)
+	case interface{ Container() string }:
+		location = s.Container() + "/" + res.Name
 	}
 	dir := filepath.Join(env.path(o.artifacts), k.Name)
 	if !res.Skipped {
@@ -395,6 +405,17 @@ func finishDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config
 	}
 	fmt.Fprintf(env.Stdout, "recorded %s at %s (%s)\n", rec.Path(), commit[:7], branch)
 	return nil
+}
+
+// blobURL is the URL of blob name in the container at containerURL,
+// without the container client's query (a SAS from a connection string is
+// a secret, and the record is public).
+func blobURL(containerURL, name string) string {
+	if u, err := url.Parse(containerURL); err == nil {
+		u.RawQuery, u.Fragment = "", ""
+		containerURL = u.String()
+	}
+	return strings.TrimSuffix(containerURL, "/") + "/" + name
 }
 
 // diskImageSummary is the step summary of a disk-image job.

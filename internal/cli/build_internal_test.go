@@ -47,3 +47,10 @@ func TestChooseBuilder(t *testing.T) {
 		assert.ErrorContains(t, err, tc.want)
 	}
 }
+
+func TestBlobURLDropsTheSAS(t *testing.T) {
+	assert.Equal(t, "https://cibimages.blob.core.windows.net/images/vhd/2025-01-01/abc-fixed.vhd",
+		blobURL("https://cibimages.blob.core.windows.net/images?sv=2024&sig=secret", "vhd/2025-01-01/abc-fixed.vhd"))
+	assert.Equal(t, "http://127.0.0.1:10000/devstoreaccount1/images/a.vhd",
+		blobURL("http://127.0.0.1:10000/devstoreaccount1/images/", "a.vhd"))
+}

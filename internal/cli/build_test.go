@@ -211,7 +211,8 @@ func TestBuildDiskImageAzure(t *testing.T) {
 		out := outputs(t, env["GITHUB_OUTPUT"])
 		name := out["image-name"]
 		assert.True(t, strings.HasSuffix(name, "/"+rp.head(t)[:7]+"-azure-windows10-professional-en-us-x86-64-fixed.vhd"), name)
-		assert.Equal(t, azuritetest.Account+"/images/"+name, out["image-location"])
+		// The blob URL, which the machine-image stage imports from.
+		assert.Equal(t, c.URL()+"/"+name, out["image-location"])
 		assert.Equal(t, "false", out["skipped"])
 
 		ok, md, err := azure.Exists(ctx, c, name)

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/cib-project/cib/internal/actionsio"
+	"github.com/cib-project/cib/internal/azure"
+	"github.com/cib-project/cib/internal/machineimage"
 )
 
 // Exit codes, documented in the README.
@@ -25,6 +27,10 @@ const (
 	ExitInstructions = 2
 	// ExitUsage means the command line itself is wrong.
 	ExitUsage = 64
+	// ExitRetryable is a failure a later run may not meet (quota,
+	// throttling, a guest that did not reach a state in time): re-run the
+	// job. (EX_TEMPFAIL of sysexits.h.)
+	ExitRetryable = 75
 )
 
 // Env is what a command may touch of the process, so tests can run
@@ -38,6 +44,14 @@ type Env struct {
 	// Dir is the working directory relative paths start from; "" is the
 	// process's own.
 	Dir string
+	// Azure, when set, makes the Azure Resource Manager clients of the
+	// machine-image stage instead of logging in to Azure's public cloud:
+	// tests set azure.StandIn over an azuretest.Azure. (cli never imports
+	// the Azure SDK; internal/azure does.)
+	Azure func(subscription string) (*azure.Machines, error)
+	// TuneMachineImage, when set, adjusts a machine-image build's inputs
+	// before it runs: tests shorten its polls and waits.
+	TuneMachineImage func(*machineimage.BuildInputs)
 }
 
 // System is the real process environment.
@@ -70,7 +84,7 @@ func commands() []command {
 		{"plan", "decide which jobs of every stage run, and why", runPlan},
 		{"validate", "check the configuration and list every problem", runValidate},
 		{"record", "record a successful build on the records branch", runRecord},
-		{"build", "build a disk image (cib build disk-image KEY)", runBuild},
+		{"build", "build a disk image or a machine image (cib build disk-image|machine-image KEY)", runBuild},
 		{"unattend", "print the unattend.xml answer file of an image key", runUnattend},
 		{"version", "print the version", runVersion},
 	}
@@ -97,7 +111,9 @@ Commands:
 Run 'cib <command> --help' for a command's flags.
 
 Exit codes: 0 done; 1 failed (bad configuration, unreadable input);
-2 the commit instructions have errors; 64 the command line is wrong.
+2 the commit instructions have errors; 64 the command line is wrong;
+75 failed in a way a re-run may not (cib build machine-image: quota,
+throttling, a guest that did not reach a state in time).
 `)
 }
 
