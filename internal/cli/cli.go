@@ -85,6 +85,7 @@ func commands() []command {
 		{"validate", "check the configuration and list every problem", runValidate},
 		{"record", "record a successful build on the records branch", runRecord},
 		{"build", "build a disk image or a machine image (cib build disk-image|machine-image KEY)", runBuild},
+		{"pool-config", "generate worker-pool configurations and deploy them to the worker manager", runPoolConfig},
 		{"unattend", "print the unattend.xml answer file of an image key", runUnattend},
 		{"version", "print the version", runVersion},
 	}
@@ -105,7 +106,7 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run 'cib <command> --help' for a command's flags.
