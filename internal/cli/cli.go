@@ -86,6 +86,7 @@ func commands() []command {
 		{"record", "record a successful build on the records branch", runRecord},
 		{"build", "build a disk image or a machine image (cib build disk-image|machine-image KEY)", runBuild},
 		{"pool-config", "generate worker-pool configurations and deploy them to the worker manager", runPoolConfig},
+		{"purge", "delete what builds and workers left behind in the selected resource groups (--dry-run lists only)", runPurge},
 		{"tag", "re-apply the tags of the recorded machine images (spec/machine-image.md §4)", runTag},
 		{"unattend", "print the unattend.xml answer file of an image key", runUnattend},
 		{"version", "print the version", runVersion},
