@@ -3,6 +3,7 @@ package azure
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,9 +29,9 @@ const TagCommitTime = "machineImageCommitTime"
 // the power state of their instance view), NICs (with the VM they are
 // attached to), public IPs (with their address and the NIC that uses
 // them), managed disks (with the VM that holds them and their state) and
-// managed images; and the versions of the gallery image definitions
-// named (the galleries are not listed: Machines has no gallery client,
-// so the caller names them). Each resource comes with its tags and its
+// managed images; and the versions of the image definitions of the
+// galleries in those groups, and of the definitions named (a gallery in
+// another group). Each resource comes with its tags and its
 // creation time: what Azure shows (TimeCreated of VMs and disks,
 // PublishedDate of gallery image versions, systemData.createdAt where the
 // API returns it), else the machineImageCommitTime tag of an image (the
@@ -48,6 +49,15 @@ func (m *Machines) Inventory(ctx context.Context, groups []string, definitions .
 	for _, g := range groups {
 		if err := m.inventoryGroup(ctx, g, add); err != nil {
 			return purge.Inventory{}, err
+		}
+		found, err := m.galleryImagesIn(ctx, g)
+		if err != nil {
+			return purge.Inventory{}, err
+		}
+		for _, d := range found {
+			if !slices.Contains(definitions, d) {
+				definitions = append(definitions, d)
+			}
 		}
 	}
 	for _, d := range definitions {
@@ -257,4 +267,41 @@ func createdAt(s *armcompute.SystemData) time.Time {
 		return time.Time{}
 	}
 	return timeOf(s.CreatedAt)
+}
+
+// galleryImagesIn lists the image definitions of every gallery in group;
+// a group that does not exist has none.
+func (m *Machines) galleryImagesIn(ctx context.Context, group string) ([]GalleryImage, error) {
+	var out []GalleryImage
+	galleries := m.galleries.NewListByResourceGroupPager(group, nil)
+	for galleries.More() {
+		page, err := galleries.NextPage(ctx)
+		if notFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, listErr("galleries of "+group, err)
+		}
+		for _, g := range page.Value {
+			if g == nil || g.Name == nil {
+				continue
+			}
+			images := m.galleryImages.NewListByGalleryPager(group, *g.Name, nil)
+			for images.More() {
+				ip, err := images.NextPage(ctx)
+				if notFound(err) {
+					break
+				}
+				if err != nil {
+					return nil, listErr("image definitions of gallery "+group+"/"+*g.Name, err)
+				}
+				for _, im := range ip.Value {
+					if im != nil && im.Name != nil {
+						out = append(out, GalleryImage{Group: group, Gallery: *g.Name, Definition: *im.Name})
+					}
+				}
+			}
+		}
+	}
+	return out, nil
 }

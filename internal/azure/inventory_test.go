@@ -131,6 +131,18 @@ func TestInventory(t *testing.T) {
 	}
 	assert.Equal(t, 3, pages["ImagesClient.NewListByResourceGroupPager"], "three pages of images; the missing group is skipped at its first list")
 	assert.GreaterOrEqual(t, pages["GalleryImageVersionsClient.NewListByGalleryImagePager"], 2)
+
+	// The galleries of a group are found without being named: the same
+	// versions, once.
+	found, err := r.m.Inventory(ctx, []string{cgroup})
+	require.NoError(t, err)
+	var versions []string
+	for _, res := range found.Resources {
+		if res.Kind == purge.KindImageVersion {
+			versions = append(versions, res.Name)
+		}
+	}
+	assert.Equal(t, []string{"1.0.0", "1.0.1", "1.0.2"}, versions)
 }
 
 func TestInventoryFailsOnAnErrorThatIsNotNotFound(t *testing.T) {

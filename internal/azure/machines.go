@@ -34,15 +34,19 @@ type Machines struct {
 	disks    *armcompute.DisksClient
 	images   *armcompute.ImagesClient
 	versions *armcompute.GalleryImageVersionsClient
-	skus     *armcompute.ResourceSKUsClient
-	usage    *armcompute.UsageClient
-	nsgs     *armnetwork.SecurityGroupsClient
-	rules    *armnetwork.SecurityRulesClient
-	vnets    *armnetwork.VirtualNetworksClient
-	subnets  *armnetwork.SubnetsClient
-	nics     *armnetwork.InterfacesClient
-	ips      *armnetwork.PublicIPAddressesClient
-	groups   *armresources.ResourceGroupsClient
+	// galleries and galleryImages list a group's image definitions, whose
+	// versions purge decides about.
+	galleries     *armcompute.GalleriesClient
+	galleryImages *armcompute.GalleryImagesClient
+	skus          *armcompute.ResourceSKUsClient
+	usage         *armcompute.UsageClient
+	nsgs          *armnetwork.SecurityGroupsClient
+	rules         *armnetwork.SecurityRulesClient
+	vnets         *armnetwork.VirtualNetworksClient
+	subnets       *armnetwork.SubnetsClient
+	nics          *armnetwork.InterfacesClient
+	ips           *armnetwork.PublicIPAddressesClient
+	groups        *armresources.ResourceGroupsClient
 }
 
 // NewMachines makes the clients of subscription with cred; opts may be nil
@@ -66,6 +70,7 @@ func NewMachines(subscription string, cred azcore.TokenCredential, opts *arm.Cli
 	}
 	m.vms, m.disks, m.images = cf.NewVirtualMachinesClient(), cf.NewDisksClient(), cf.NewImagesClient()
 	m.versions, m.skus, m.usage = cf.NewGalleryImageVersionsClient(), cf.NewResourceSKUsClient(), cf.NewUsageClient()
+	m.galleries, m.galleryImages = cf.NewGalleriesClient(), cf.NewGalleryImagesClient()
 	m.nsgs, m.vnets, m.subnets = nf.NewSecurityGroupsClient(), nf.NewVirtualNetworksClient(), nf.NewSubnetsClient()
 	m.nics, m.ips = nf.NewInterfacesClient(), nf.NewPublicIPAddressesClient()
 	m.rules = nf.NewSecurityRulesClient()

@@ -67,7 +67,7 @@ func runPurge(args []string, env Env) int {
 	fs.StringVar(&o.subscription, "subscription", "", "the Azure `subscription` ID (default $AZURE_SUBSCRIPTION_ID)")
 	fs.StringVar(&o.groups, "groups", "", "the resource `groups` purged, comma-separated (default: the target groups of the keys)")
 	fs.Var(&o.keys, "key", "an image `key` whose target groups are purged (repeatable; default: every key)")
-	fs.Var(&o.galleries, "gallery", "a Compute Gallery image definition, `GALLERY/DEFINITION`, whose versions are purged in each group (repeatable; those of the machine records are added)")
+	fs.Var(&o.galleries, "gallery", "a Compute Gallery image definition, `GALLERY/DEFINITION`, whose versions are purged in each group besides those of the galleries found in the groups (repeatable)")
 	fs.BoolVar(&o.extra, "extra", false, "purge the environment's purge.groups too (purge-taskcluster-resources)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "list what would be deleted; delete nothing")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "the longest wait for one delete")
