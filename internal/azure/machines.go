@@ -87,6 +87,16 @@ func (m *Machines) poll() *runtime.PollUntilDoneOptions {
 	return &runtime.PollUntilDoneOptions{Frequency: f}
 }
 
+// pollDone waits for a long-running operation that began with err (the
+// pair a Begin method returns).
+func pollDone[T any](ctx context.Context, m *Machines, p *runtime.Poller[T], err error) error {
+	if err != nil {
+		return err
+	}
+	_, err = p.PollUntilDone(ctx, m.poll())
+	return err
+}
+
 // Delete deletes the resource id and waits for it; one that is not there
 // is not an error (an undo may run twice, or after the resource's group
 // went).

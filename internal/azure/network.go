@@ -484,16 +484,10 @@ func (m *Machines) deleteNetwork(ctx context.Context, r *arm.ResourceID) error {
 	switch strings.ToLower(r.ResourceType.String()) {
 	case "microsoft.network/networkinterfaces":
 		p, err := m.nics.BeginDelete(ctx, r.ResourceGroupName, r.Name, nil)
-		if err == nil {
-			_, err = p.PollUntilDone(ctx, m.poll())
-		}
-		return err
+		return pollDone(ctx, m, p, err)
 	case "microsoft.network/publicipaddresses":
 		p, err := m.ips.BeginDelete(ctx, r.ResourceGroupName, r.Name, nil)
-		if err == nil {
-			_, err = p.PollUntilDone(ctx, m.poll())
-		}
-		return err
+		return pollDone(ctx, m, p, err)
 	}
 	return fmt.Errorf("cib does not delete %s resources", r.ResourceType)
 }
