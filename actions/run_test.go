@@ -613,6 +613,19 @@ func runAction(t *testing.T, root string, ws workspace, message string, inputs m
 // does for ${{ github.token }}).
 func runNamedAction(t *testing.T, root, action string, ws workspace, message string, inputs map[string]string) *actionRun {
 	t.Helper()
+	return runEventAction(t, root, action, ws, "push", map[string]any{
+		"ref":         "refs/heads/main",
+		"after":       ws.sha,
+		"head_commit": map[string]any{"id": ws.sha, "message": message},
+		"repository":  map[string]any{"full_name": "cib-project/cib"},
+	}, inputs)
+}
+
+// runEventAction runs actions/<name> in ws for an event (its name and
+// payload), with inputs over the defaults (whose expressions are
+// evaluated, as GitHub does for ${{ github.token }}).
+func runEventAction(t *testing.T, root, action string, ws workspace, eventName string, payload map[string]any, inputs map[string]string) *actionRun {
+	t.Helper()
 	actionPath := filepath.Join(root, "actions", action)
 	a := loadAction(t, filepath.Join(actionPath, "action.yml"))
 	values := map[string]string{}
@@ -633,14 +646,8 @@ func runNamedAction(t *testing.T, root, action string, ws workspace, message str
 			t.Fatalf("input %q is required and has no default: give it", name)
 		}
 	}
-
 	tmp := t.TempDir()
-	event, err := json.Marshal(map[string]any{
-		"ref":         "refs/heads/main",
-		"after":       ws.sha,
-		"head_commit": map[string]any{"id": ws.sha, "message": message},
-		"repository":  map[string]any{"full_name": "cib-project/cib"},
-	})
+	event, err := json.Marshal(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,11 +662,13 @@ func runNamedAction(t *testing.T, root, action string, ws workspace, message str
 			"GITHUB_ACTIONS=true",
 			"GITHUB_WORKSPACE="+ws.dir,
 			"GITHUB_ACTION_PATH="+actionPath,
-			"GITHUB_EVENT_NAME=push",
+			"GITHUB_EVENT_NAME="+eventName,
 			"GITHUB_EVENT_PATH="+eventFile,
 			"GITHUB_SHA="+ws.sha,
 			"GITHUB_REF=refs/heads/main",
 			"GITHUB_REPOSITORY=cib-project/cib",
+			"GITHUB_SERVER_URL=https://github.com",
+			"GITHUB_RUN_ID=4242",
 			"RUNNER_OS=Linux",
 			"RUNNER_TEMP="+runnerTemp,
 		),
@@ -769,8 +778,14 @@ func TestPlanAction(t *testing.T) {
 		msg := "bump\n\ninclude keys: nope\n"
 		run := runAction(t, root, newWorkspace(t, root, msg, ""), msg, nil)
 		plan := run.planStep(t)
-		if plan.status != "failure" || plan.exitCode != 2 || !run.failed {
-			t.Errorf("plan step: %s with exit code %d, action failed: %t; want failure with exit code 2, failing the action", plan.status, plan.exitCode, run.failed)
+		if plan.status != "success" || !run.failed {
+			t.Errorf("plan step: %s, action failed: %t; want the plan written (success) and the action failed", plan.status, run.failed)
+		}
+		if last := run.steps[len(run.steps)-1]; last.status != "failure" || last.exitCode != 2 {
+			t.Errorf("last step %q: %s with exit code %d; want failure with exit code 2", last.title, last.status, last.exitCode)
+		}
+		if files := run.artifacts["cib-plan"]; !slices.Contains(files, "comment.md") || !slices.Contains(files, "plan.json") {
+			t.Errorf("artifact cib-plan holds %v; want the plan and its comment, which say what is wrong", files)
 		}
 		checkOutputs(t, root, run)
 		if got := run.outputs["exit"]; got != "2" {
@@ -832,4 +847,47 @@ func TestPlanAction(t *testing.T) {
 			t.Errorf("exit = %q, want 0", got)
 		}
 	})
+}
+
+// TestPlanActionPullRequest runs actions/plan for a pull request: a dry
+// run of the head commit, whose comment, whole plan and number are the
+// artifact the comment jobs post from.
+func TestPlanActionPullRequest(t *testing.T) {
+	requireTools(t, "git", "bash")
+	root := repoRoot(t)
+	msg := "try win7-32\n\ninclude keys: win7-32\ninclude environments: staging\n"
+	ws := newWorkspace(t, root, msg, "")
+	run := runEventAction(t, root, "plan", ws, "pull_request", map[string]any{
+		"number": 31,
+		"pull_request": map[string]any{"number": 31, "head": map[string]any{"sha": ws.sha}},
+	}, nil)
+	if run.failed {
+		t.Fatal("the action failed")
+	}
+	checkOutputs(t, root, run)
+	if run.outputs["pull-request"] != "31" {
+		t.Errorf("output pull-request = %q, want 31", run.outputs["pull-request"])
+	}
+	files := run.artifacts["cib-plan"]
+	slices.Sort(files)
+	if want := []string{"comment.md", "plan.json", "plan.md", "pull-request.txt"}; !slices.Equal(files, want) {
+		t.Fatalf("artifact cib-plan holds %v, want %v", files, want)
+	}
+	dir := run.outputs["dir"]
+	comment := readFileIfAny(t, filepath.Join(dir, "comment.md"))
+	if !strings.HasPrefix(comment, "<!-- cib-plan -->\n## cib plan for "+ws.sha[:7]+" (dry run)") {
+		t.Errorf("comment.md does not start with the marker and the dry-run title:\n%.300s", comment)
+	}
+	if got := strings.TrimSpace(readFileIfAny(t, filepath.Join(dir, "pull-request.txt"))); got != "31" {
+		t.Errorf("pull-request.txt = %q, want 31", got)
+	}
+	var p struct {
+		DryRun bool `json:"dry_run"`
+	}
+	if err := json.Unmarshal([]byte(readFileIfAny(t, filepath.Join(dir, "plan.json"))), &p); err != nil || !p.DryRun {
+		t.Errorf("plan.json: dry_run %t (%v); a pull request is planned as a dry run", p.DryRun, err)
+	}
+	// Every stage job of the pipeline takes its entries with fromJSON and
+	// reads their fields: each entry must have the fields the job reads.
+	checkPipelineFields(t, root, run)
 }

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -34,16 +33,20 @@ type ContainerOptions struct {
 	// clouds, a private endpoint).
 	Endpoint string
 	// Getenv reads the environment (ConnectionStringVar, and the AZURE_*
-	// variables of azidentity's default credential chain).
+	// variables of Credential).
 	Getenv func(string) string
+	// IDToken, when set, fetches the workflow's OIDC ID token, so that the
+	// job logs in by federation as the machine-image stage does (see
+	// CredentialOptions.IDToken).
+	IDToken func(ctx context.Context, audience string) (string, error)
 }
 
 // NewContainerClient builds a client for a container: from the connection
 // string in ConnectionStringVar when it is set, otherwise for
-// https://<account>.blob.core.windows.net with azidentity's default
-// credential chain (the environment's AZURE_* service principal, a
-// workload identity, or the Azure CLI that azure/login signed in with
-// OIDC). Nothing secret is ever part of an error.
+// https://<account>.blob.core.windows.net with Credential's login (OIDC
+// federation in a job that may request an ID token, else the default
+// chain: an AZURE_* service principal, a workload identity, or the Azure
+// CLI that azure/login signed in). Nothing secret is ever part of an error.
 func NewContainerClient(o ContainerOptions) (*container.Client, error) {
 	if o.Container == "" {
 		return nil, errors.New("azure: no storage container named")
@@ -71,9 +74,9 @@ func NewContainerClient(o ContainerOptions) (*container.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("azure: storage endpoint %q: %w", endpoint, err)
 	}
-	cred, err := azidentity.NewDefaultAzureCredential(nil)
+	cred, _, err := Credential(CredentialOptions{Getenv: getenv, IDToken: o.IDToken})
 	if err != nil {
-		return nil, fmt.Errorf("azure: no Azure credentials (log in with azure/login, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and a secret or federated token): %w", err)
+		return nil, fmt.Errorf("storage container %s: %w", o.Container, err)
 	}
 	return container.NewClient(u, cred, nil)
 }

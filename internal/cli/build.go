@@ -276,9 +276,11 @@ func buildDiskImage(ctx context.Context, env Env, cfg *config.Config, k *config.
 	workDir = env.path(workDir)
 
 	openContainer := func(name string) (*azure.ContainerClient, error) {
-		return azure.NewContainerClient(azure.ContainerOptions{
-			Account: o.storageAccount, Container: name, Endpoint: o.blobEndpoint, Getenv: env.Getenv,
-		})
+		co := azure.ContainerOptions{Account: o.storageAccount, Container: name, Endpoint: o.blobEndpoint, Getenv: env.Getenv}
+		if r := env.runner(); r.CanRequestIDToken() {
+			co.IDToken = r.IDToken
+		}
+		return azure.NewContainerClient(co)
 	}
 	var (
 		store    diskimage.Store

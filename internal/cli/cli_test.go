@@ -253,14 +253,27 @@ func TestPlanPullRequestIsADryRunOfTheHeadCommit(t *testing.T) {
 	git(t, rp.dir, "commit", "-q", "-m", "pr head\n\ninclude keys: win2019")
 	head := rp.head(t)
 	git(t, rp.dir, "checkout", "-q", "HEAD~1")
-	env := actionsEnv(t, "pull_request", map[string]any{"pull_request": map[string]any{"head": map[string]any{"sha": head}}}, "merge-sha")
-	r := run(t, rp.dir, env, "plan", "--format", "json")
+	env := actionsEnv(t, "pull_request", map[string]any{"number": 12, "pull_request": map[string]any{"number": 12, "head": map[string]any{"sha": head}}}, "merge-sha")
+	out := t.TempDir()
+	r := run(t, rp.dir, env, "plan", "--format", "json", "--markdown-out", filepath.Join(out, "plan.md"), "--comment-out", filepath.Join(out, "comment.md"))
 	require.Equal(t, 0, r.code, r.stderr)
 	var p map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &p))
 	assert.Equal(t, true, p["dry_run"])
 	assert.Equal(t, head, p["revision"])
 	assert.Equal(t, []any{"win2019"}, p["selection"].(map[string]any)["keys"])
+	assert.Equal(t, "12", outputs(t, env["GITHUB_OUTPUT"])["pull_request"])
+
+	// The comment and the whole plan are files for the comment and the artifact.
+	md, err := os.ReadFile(filepath.Join(out, "plan.md"))
+	require.NoError(t, err)
+	comment, err := os.ReadFile(filepath.Join(out, "comment.md"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(comment), "<!-- cib-plan -->\n## cib plan for "+head[:7]+" (dry run)"), string(comment))
+	assert.Equal(t, string(md), string(comment), "a short plan's comment is the whole plan")
+	summary, err := os.ReadFile(env["GITHUB_STEP_SUMMARY"])
+	require.NoError(t, err)
+	assert.Contains(t, string(summary), string(md))
 }
 
 func TestValidate(t *testing.T) {

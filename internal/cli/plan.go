@@ -30,14 +30,17 @@ In GitHub Actions it also writes, as step outputs, one job matrix per stage
 (matrix_prepare, matrix_purge, matrix_disk_image, matrix_machine_image,
 matrix_pool_config, matrix_verify, each {"include":[...]} for fromJSON),
 a count per stage (count_disk_image, ...; GitHub rejects an empty matrix),
-the plan JSON (plan) and its exit code (exit); and the plan in Markdown to
-the step summary.
+the plan JSON (plan), its exit code (exit), the pull request's number in
+a pull_request run (pull_request); and the whole plan in
+Markdown to the step summary. --comment-out writes the pull-request comment
+(shortened to GitHub's limit when it must be) for cib comment to post.
 
 Exits 2 when the commit instructions have errors (nothing runs), 1 when the
 configuration is invalid, 0 otherwise.`
 
 type planFlags struct {
 	config, repo, rev, message, messageFile, format, output, branch, event string
+	markdownOut, commentOut                                                string
 	noRecords                                                              bool
 }
 
@@ -51,6 +54,8 @@ func runPlan(args []string, env Env) int {
 	fs.StringVar(&f.messageFile, "message-file", "", "take the instructions from this `file` (- for standard input)")
 	fs.StringVar(&f.format, "format", "", "output `format`: table, json or markdown (default table on a terminal, else json)")
 	fs.StringVar(&f.output, "output", "", "also write the plan JSON to this `file`")
+	fs.StringVar(&f.markdownOut, "markdown-out", "", "also write the whole plan in Markdown to this `file` (the step summary's text)")
+	fs.StringVar(&f.commentOut, "comment-out", "", "also write the plan's pull-request comment to this `file`: the Markdown shortened to GitHub's comment limit, pointing to the run when shortened (cib comment posts it)")
 	fs.StringVar(&f.branch, "records-branch", "", "read build records from this `branch` (default: records.branch in settings.yaml)")
 	fs.StringVar(&f.event, "event", "auto", "`source` of the message in GitHub Actions: auto (use the event when no message or revision is given) or none")
 	fs.BoolVar(&f.noRecords, "no-records", false, "plan as if nothing had been built before")
@@ -123,8 +128,15 @@ func runPlan(args []string, env Env) int {
 	if err != nil {
 		return fail(env, "plan", err)
 	}
-	if f.output != "" {
-		if err := os.WriteFile(env.path(f.output), append(data, '\n'), 0o644); err != nil {
+	for _, out := range []struct{ file, text string }{
+		{f.output, string(data) + "\n"},
+		{f.markdownOut, p.Markdown(plan.MaxSummary)},
+		{f.commentOut, p.Comment(r.RunURL())},
+	} {
+		if out.file == "" {
+			continue
+		}
+		if err := os.WriteFile(env.path(out.file), []byte(out.text), 0o644); err != nil {
 			return fail(env, "plan", fmt.Errorf("write the plan: %w", err))
 		}
 	}
@@ -149,7 +161,7 @@ func runPlan(args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, "cib plan: the commit instructions have errors: nothing runs (exit code 2)")
 	}
 	if r.InActions() {
-		if err := writeActionsOutputs(r, p, src.where); err != nil {
+		if err := writeActionsOutputs(r, p, src); err != nil {
 			return fail(env, "plan", err)
 		}
 	}
@@ -163,6 +175,8 @@ type source struct {
 	event        string
 	// where names the message's origin in diagnostics' annotations.
 	where string
+	// pullRequest is the pull request's number in a pull_request run.
+	pullRequest int
 }
 
 func resolveSource(env Env, r *actionsio.Runner, f planFlags, vocab instruction.Vocabulary) (source, error) {
@@ -234,6 +248,9 @@ func fromEvent(env Env, r *actionsio.Runner, f planFlags, vocab instruction.Voca
 			return s, fmt.Errorf("the %s event has no pull_request.head.sha", name)
 		}
 		s.event = "pull_request"
+		if n, ok := dig(payload, "pull_request", "number").(float64); ok {
+			s.pullRequest = int(n)
+		}
 		hash, msg, err := commitAt(env.path(f.repo), head)
 		if err != nil {
 			return s, fmt.Errorf("read the pull request's head commit: %w", err)
@@ -310,7 +327,8 @@ func dispatchInputs(in map[string]any) instruction.DispatchInputs {
 // outputName is a stage's name as a step output suffix.
 func outputName(s plan.Stage) string { return strings.ReplaceAll(string(s), "-", "_") }
 
-func writeActionsOutputs(r *actionsio.Runner, p *plan.Plan, where string) error {
+func writeActionsOutputs(r *actionsio.Runner, p *plan.Plan, src source) error {
+	where := src.where
 	for _, d := range p.Instructions.Diagnostics {
 		lvl := actionsio.Warning
 		if d.Severity == instruction.Error {
@@ -346,7 +364,14 @@ func writeActionsOutputs(r *actionsio.Runner, p *plan.Plan, where string) error 
 	if err := r.SetOutput("exit", fmt.Sprint(p.Exit())); err != nil {
 		return err
 	}
-	if err := r.AddStepSummary(p.Markdown(0)); err != nil {
+	pr := ""
+	if src.pullRequest > 0 {
+		pr = fmt.Sprint(src.pullRequest)
+	}
+	if err := r.SetOutput("pull_request", pr); err != nil {
+		return err
+	}
+	if err := r.AddStepSummary(p.Markdown(plan.MaxSummary)); err != nil {
 		return err
 	}
 	return matrixErr

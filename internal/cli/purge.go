@@ -43,8 +43,8 @@ way a later run may not (throttling); 64 the command line is wrong.`
 type purgeOpts struct {
 	config, repo, rev, remote, branch, environment, platform, subscription string
 	groups                                                                 string
-	keys, galleries                                                        multiFlag
-	extra, dryRun                                                          bool
+	keys, galleries, endedRuns                                             multiFlag
+	extra, dryRun, thisRun                                                 bool
 	timeout                                                                time.Duration
 	concurrency                                                            int
 }
@@ -68,6 +68,8 @@ func runPurge(args []string, env Env) int {
 	fs.StringVar(&o.groups, "groups", "", "the resource `groups` purged, comma-separated (default: the target groups of the keys)")
 	fs.Var(&o.keys, "key", "an image `key` whose target groups are purged (repeatable; default: every key)")
 	fs.Var(&o.galleries, "gallery", "a Compute Gallery image definition, `GALLERY/DEFINITION`, whose versions are purged in each group besides those of the galleries found in the groups (repeatable)")
+	fs.Var(&o.endedRuns, "ended-run", "a run `URL` (cib:run tag) that is over: what it left is deleted before its cib:expires (repeatable)")
+	fs.BoolVar(&o.thisRun, "this-run", false, "treat the current GitHub Actions run as over (a pipeline's closing purge, after its build jobs): what it left is deleted before its cib:expires")
 	fs.BoolVar(&o.extra, "extra", false, "purge the environment's purge.groups too (purge-taskcluster-resources)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "list what would be deleted; delete nothing")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "the longest wait for one delete")
@@ -139,7 +141,14 @@ func runPurge(args []string, env Env) int {
 	if o.subscription == "" {
 		return usage("no subscription: pass --subscription or set AZURE_SUBSCRIPTION_ID")
 	}
-	policy := purge.Policy{Groups: groups, ExtraGroups: extra, Retention: cfg.Settings.Purge.Retention}
+	policy := purge.Policy{Groups: groups, ExtraGroups: extra, Retention: cfg.Settings.Purge.Retention, EndedRuns: o.endedRuns}
+	if o.thisRun {
+		run := env.runner().RunURL()
+		if run == "" {
+			return usage("--this-run needs GitHub Actions' GITHUB_SERVER_URL, GITHUB_REPOSITORY and GITHUB_RUN_ID")
+		}
+		policy.EndedRuns = append(policy.EndedRuns, run)
+	}
 	if s := cfg.Settings.Purge.MinimumAge; s != "" {
 		if policy.MinimumAge, err = time.ParseDuration(s); err != nil {
 			return fail(env, cmd, fmt.Errorf("settings.yaml purge.minimumAge %q: %w", s, err))

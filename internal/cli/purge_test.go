@@ -367,3 +367,35 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+func TestPurgeThisRunTakesWhatTheEndedRunLeft(t *testing.T) {
+	r := newPurgeRig(t)
+	movePurgeNow(t, r.now)
+	ctx := context.Background()
+	env := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "77"}
+	left := func(run string) map[string]string {
+		return map[string]string{machineimage.TagManaged: "true", machineimage.TagRun: run,
+			machineimage.TagExpires: r.now.Add(3 * time.Hour).UTC().Format(time.RFC3339)}
+	}
+	mine, err := r.m.CreatePublicIP(ctx, managedRes(pGroup, "pip-mine", left("https://github.com/o/r/actions/runs/77")))
+	require.NoError(t, err)
+	theirs, err := r.m.CreatePublicIP(ctx, managedRes(pGroup, "pip-theirs", left("https://github.com/o/r/actions/runs/78")))
+	require.NoError(t, err)
+
+	// Without --this-run both are young and unexpired: kept.
+	code, stdout, stderr := r.run(t, env, "purge", "--environment", "staging", "--subscription", azuretest.Subscription, "--groups", pGroup, "--dry-run")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "publicip "+pGroup+"/pip-mine: expires at", "kept: "+stdout)
+
+	before := r.a.IDs()
+	code, stdout, stderr = r.run(t, env, "purge", "--environment", "staging", "--subscription", azuretest.Subscription, "--groups", pGroup, "--this-run")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "deleted publicip "+pGroup+"/pip-mine: left by run https://github.com/o/r/actions/runs/77, which has ended")
+	gone := r.gone(before)
+	assert.Contains(t, gone, mine)
+	assert.NotContains(t, gone, theirs, "another run's resources wait for their expiry")
+
+	code, _, stderr = r.run(t, nil, "purge", "--environment", "staging", "--subscription", azuretest.Subscription, "--groups", pGroup, "--this-run")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "--this-run needs GitHub Actions")
+}

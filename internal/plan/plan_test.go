@@ -438,6 +438,15 @@ func TestMarkdownStaysUnderTheLimit(t *testing.T) {
 	assert.True(t, strings.HasPrefix(md, plan.CommentMarker))
 	assert.Contains(t, md, "more jobs are left out")
 	assert.Contains(t, md, "```mermaid\ngraph LR\n  prepare[")
+
+	c := p.Comment("https://github.com/o/r/actions/runs/9")
+	assert.LessOrEqual(t, len(c), plan.MaxComment)
+	assert.True(t, strings.HasPrefix(c, plan.CommentMarker))
+	assert.True(t, strings.HasSuffix(c, "the whole plan is in [the run's step summary](https://github.com/o/r/actions/runs/9) and in its `cib-plan` artifact._\n"), c[len(c)-300:])
+	assert.Equal(t, full, p.Markdown(plan.MaxSummary), "the step summary holds the whole plan")
+
+	small := build(load(t, portedFS(t)), "include keys: win10-64-gpu", nil)
+	assert.Equal(t, small.Markdown(0), small.Comment("https://x"), "a plan that fits is not marked shortened")
 }
 
 func TestMermaidGraphOfJobs(t *testing.T) {

@@ -106,6 +106,29 @@ const CommentMarker = "<!-- cib-plan -->"
 // MaxComment is GitHub's limit on a comment's length.
 const MaxComment = 65536
 
+// MaxSummary is the length cib keeps a step summary under: GitHub
+// accepts 1 MiB per step.
+const MaxSummary = 1000 * 1000
+
+// Comment renders the plan for its pull-request comment: Markdown within
+// MaxComment, and, when that had to leave details out, a last line that
+// says so and links to where the whole plan is (fullPlanURL, the run's
+// page with its step summary and plan artifact; "" names them without a
+// link).
+func (p *Plan) Comment(fullPlanURL string) string {
+	where := "the run's step summary"
+	if fullPlanURL != "" {
+		where = "[the run's step summary](" + fullPlanURL + ")"
+	}
+	pointer := "\n_This comment is shortened to fit GitHub's limit of " + fmt.Sprint(MaxComment) +
+		" characters; the whole plan is in " + where + " and in its `cib-plan` artifact._\n"
+	full := p.Markdown(MaxSummary)
+	if len(full) <= MaxComment {
+		return full
+	}
+	return p.Markdown(MaxComment-len(pointer)) + pointer
+}
+
 // mermaidMaxNodes is where the job graph becomes a graph of stages:
 // beyond it a per-job graph is unreadable.
 const mermaidMaxNodes = 40

@@ -116,6 +116,12 @@ type Policy struct {
 	// Referenced are the IDs of the images and gallery image versions the
 	// deployed worker-pool configurations reference; they are never deleted.
 	Referenced []string
+	// EndedRuns are the cib:run values (run URLs) of runs known to be over:
+	// the pipeline's closing purge names its own run. What such a run
+	// created and left behind is deleted before its cib:expires, since no
+	// job of that run can still use it; a finished product (cib:expires
+	// never) is kept as ever.
+	EndedRuns []string
 }
 
 // Entry is a resource and why it is deleted, or kept.
@@ -209,6 +215,7 @@ type chooser struct {
 	extra      map[string]bool
 	referenced map[string]bool
 	deleting   map[string]bool
+	ended      map[string]bool
 }
 
 func newChooser(p Policy, now time.Time) *chooser {
@@ -225,8 +232,14 @@ func newChooser(p Policy, now time.Time) *chooser {
 		}
 		return m
 	}
-	return &chooser{p: p, now: now, groups: set(p.Groups), extra: set(p.ExtraGroups),
-		referenced: set(p.Referenced), deleting: map[string]bool{}}
+	c := &chooser{p: p, now: now, groups: set(p.Groups), extra: set(p.ExtraGroups),
+		referenced: set(p.Referenced), deleting: map[string]bool{}, ended: map[string]bool{}}
+	for _, run := range p.EndedRuns {
+		if run != "" {
+			c.ended[run] = true
+		}
+	}
+	return c
 }
 
 func idKey(id string) string { return strings.ToLower(id) }
@@ -303,6 +316,14 @@ func (c *chooser) decide(r Resource) (del bool, reason string, retain bool) {
 	own := managed(r)
 	if !own && !inExtra {
 		return false, fmt.Sprintf("not managed by cib (no %s=true tag) in a target's group", machineimage.TagManaged), false
+	}
+	if run := r.Tags[machineimage.TagRun]; own && run != "" && c.ended[run] {
+		if e, _ := c.expiry(r); e != noExpiry {
+			if blocked := c.attachedToKept(r); blocked != "" {
+				return false, "left by run " + run + ", which has ended, but " + blocked, false
+			}
+			return true, "left by run " + run + ", which has ended", false
+		}
 	}
 	if own {
 		switch e, t := c.expiry(r); e {

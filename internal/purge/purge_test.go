@@ -266,6 +266,28 @@ func TestCandidates(t *testing.T) {
 			},
 		},
 		{
+			name: "what an ended run left goes before its expiry; its products stay",
+			p:    func(p *Policy) { p.EndedRuns = []string{"https://github.com/o/r/actions/runs/1"} },
+			inv: []Resource{
+				vm(rg, "build-vm", "running", ago(10*time.Minute), run(future)),
+				nic(rg, "build-nic", vmA, ago(10*time.Minute), run(future)),
+				vm(rg, "vm-a", "running", ago(10*time.Minute), func() map[string]string {
+					t := run(future)
+					t["cib:run"] = "https://github.com/o/r/actions/runs/2"
+					return t
+				}()),
+				disk(rg, "product-disk", "Unattached", "", ago(10*time.Minute), run(machineNever)),
+				vm(rg, "garbage", "running", ago(10*time.Minute), run("tomorrow")),
+			},
+			expect: map[string]string{
+				"build-vm":     "delete: left by run https://github.com/o/r/actions/runs/1, which has ended",
+				"build-nic":    "keep: left by run https://github.com/o/r/actions/runs/1, which has ended, but attached to VM " + vmA,
+				"vm-a":         "keep: expires at " + future + ": its run may still use it",
+				"product-disk": "keep: disk attached to no VM, but younger than the minimum age",
+				"garbage":      "keep: VM is not deallocated",
+			},
+		},
+		{
 			name: "expiry not yet passed, never, or not a time",
 			inv: []Resource{
 				vm(rg, "future", "deallocated", ago(4*time.Hour), run(future)),
