@@ -460,3 +460,30 @@ func TestMermaidGraphOfJobs(t *testing.T) {
 	assert.Contains(t, m, "j3 --> j4")
 	assert.Contains(t, m, "j4 --> j5")
 }
+
+// TestPullRequestCommentDoc renders the pull-request comment of a plan of
+// the ported configuration: docs/pr-comment.md, the README's picture of
+// what a pull request gets, kept true by this golden test.
+func TestPullRequestCommentDoc(t *testing.T) {
+	before := load(t, portedFS(t))
+	fsys := portedFS(t)
+	edit(t, fsys, "packages.yaml", "msiexec /i C:\\Windows\\Temp\\nxlog-ce.msi /q /L*v", "msiexec /i C:\\Windows\\Temp\\nxlog-ce.msi /qn /L*v")
+	cfg := load(t, fsys)
+	msg := "Install nxlog quietly on Windows 10\n\ninclude environments: staging\nexclude regions: eastus\npool-deploy: true\n"
+	p := plan.Build(plan.Options{
+		Config: cfg, Instructions: instruction.Parse(msg, plan.Vocabulary(cfg)), Records: builtEverything(t, before),
+		RecordSource: plan.RecordSource{Ref: "refs/remotes/origin/cib-records", Commit: builtRev},
+		Revision:     revision, Event: "pull_request",
+	})
+	got := p.Comment("https://github.com/OWNER/REPO/actions/runs/RUN_ID")
+	path := filepath.Join("..", "..", "docs", "pr-comment.md")
+	if *update {
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test ./internal/plan -update to create it")
+	assert.Equal(t, string(want), got, "docs/pr-comment.md differs; if the change is intended, run go test ./internal/plan -update and review the diff")
+	assert.True(t, p.DryRun)
+	assert.Contains(t, got, "### Diagnostics")
+}
