@@ -624,7 +624,10 @@ func runNamedAction(t *testing.T, root, action string, ws workspace, message str
 // runEventAction runs actions/<name> in ws for an event (its name and
 // payload), with inputs over the defaults (whose expressions are
 // evaluated, as GitHub does for ${{ github.token }}).
-func runEventAction(t *testing.T, root, action string, ws workspace, eventName string, payload map[string]any, inputs map[string]string) *actionRun {
+//
+// extraEnv is added to the runner's environment: an Azure stand-in's
+// (azuretest.Server.Env), say.
+func runEventAction(t *testing.T, root, action string, ws workspace, eventName string, payload map[string]any, inputs map[string]string, extraEnv ...string) *actionRun {
 	t.Helper()
 	actionPath := filepath.Join(root, "actions", action)
 	a := loadAction(t, filepath.Join(actionPath, "action.yml"))
@@ -673,6 +676,7 @@ func runEventAction(t *testing.T, root, action string, ws workspace, eventName s
 			"RUNNER_TEMP="+runnerTemp,
 		),
 	}
+	r.env = append(r.env, extraEnv...)
 	return r.run()
 }
 

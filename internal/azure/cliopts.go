@@ -14,14 +14,26 @@ import (
 
 // Connect logs in with Credential(o) (OIDC federation when o.IDToken is
 // set and AZURE_CLIENT_ID and AZURE_TENANT_ID are, else the default
-// chain) and makes the Machines of subscription in Azure's public cloud.
-// It returns which login it used ("oidc" or "default").
+// chain) and makes the Machines of subscription in the cloud the
+// environment names (Cloud: Azure's public cloud unless AZURE_CLOUD or
+// AZURE_RESOURCE_MANAGER_ENDPOINT say otherwise). It returns which login
+// it used ("oidc" or "default").
 func Connect(subscription string, o CredentialOptions) (*Machines, string, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cfg, custom, err := Cloud(getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	o.Client.Cloud = cfg
+	o.DisableInstanceDiscovery = o.DisableInstanceDiscovery || custom
 	cred, how, err := Credential(o)
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := NewMachines(subscription, cred, nil)
+	m, err := NewMachines(subscription, cred, &arm.ClientOptions{ClientOptions: azcore.ClientOptions{Cloud: cfg}})
 	if err != nil {
 		return nil, "", err
 	}
