@@ -96,7 +96,7 @@ func TestPurgeActionAgainstAzure(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm, err := az.m.CreateVM(ctx, machineimage.VM{Resource: res("vm-left", left), Size: "Standard_DS2_v2", NICID: nic,
-		Source: &machineimage.Marketplace{Publisher: "MicrosoftWindowsServer", Offer: "WindowsServer", SKU: "2022-datacenter", Version: "latest"},
+		Source:    &machineimage.Marketplace{Publisher: "MicrosoftWindowsServer", Offer: "WindowsServer", SKU: "2022-datacenter", Version: "latest"},
 		AdminPass: "Adm1n-Passw0rd-For-Test", OSDiskSKU: "StandardSSD_LRS"})
 	if err != nil {
 		t.Fatal(err)

@@ -862,7 +862,7 @@ func TestPlanActionPullRequest(t *testing.T) {
 	msg := "try win7-32\n\ninclude keys: win7-32\ninclude environments: staging\n"
 	ws := newWorkspace(t, root, msg, "")
 	run := runEventAction(t, root, "plan", ws, "pull_request", map[string]any{
-		"number": 31,
+		"number":       31,
 		"pull_request": map[string]any{"number": 31, "head": map[string]any{"sha": ws.sha}},
 	}, nil)
 	if run.failed {
