@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v7"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources/v3"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage/v2"
 
 	"github.com/cib-project/cib/internal/machineimage"
 )
@@ -47,6 +48,11 @@ type Machines struct {
 	nics          *armnetwork.InterfacesClient
 	ips           *armnetwork.PublicIPAddressesClient
 	groups        *armresources.ResourceGroupsClient
+	// accounts and containers are the storage accounts and blob
+	// containers prepare makes exist (management plane: no data access
+	// is needed).
+	accounts   *armstorage.AccountsClient
+	containers *armstorage.BlobContainersClient
 }
 
 // NewMachines makes the clients of subscription with cred; opts may be nil
@@ -65,6 +71,8 @@ func NewMachines(subscription string, cred azcore.TokenCredential, opts *arm.Cli
 	wrap("network", e)
 	rf, e := armresources.NewClientFactory(subscription, cred, opts)
 	wrap("resources", e)
+	sf, e := armstorage.NewClientFactory(subscription, cred, opts)
+	wrap("storage", e)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +83,7 @@ func NewMachines(subscription string, cred azcore.TokenCredential, opts *arm.Cli
 	m.nics, m.ips = nf.NewInterfacesClient(), nf.NewPublicIPAddressesClient()
 	m.rules = nf.NewSecurityRulesClient()
 	m.groups = rf.NewResourceGroupsClient()
+	m.accounts, m.containers = sf.NewAccountsClient(), sf.NewBlobContainersClient()
 	return m, nil
 }
 

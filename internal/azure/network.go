@@ -57,10 +57,49 @@ func (m *Machines) ensureGroup(ctx context.Context, name, region string, tags ma
 // missing ones created; the others are not touched. It returns the NSG's
 // ID.
 func (m *Machines) ensureNSG(ctx context.Context, n machineimage.Network) (string, error) {
+	id, _, err := m.reconcileNSG(ctx, n, netOptions{})
+	return id, err
+}
+
+// netOptions are how prepare reconciles a network, where EnsureNetwork
+// (the zero value) only makes it usable.
+type netOptions struct {
+	// dryRun decides and reports without writing.
+	dryRun bool
+	// sameRegion refuses a resource that exists in another region than
+	// the configuration's.
+	sameRegion bool
+}
+
+// checkRegion returns the error of an existing resource (kind name) in
+// another region than want, when o asks for the check.
+func (o netOptions) checkRegion(kind, name string, have *string, want string) error {
+	if !o.sameRegion || have == nil || sameRegion(*have, want) {
+		return nil
+	}
+	return wrongRegion(kind, name, *have, want)
+}
+
+// reconcileNSG is ensureNSG that also says what it did (or, with
+// o.dryRun, would do): created, updated (with the rules that differed)
+// or unchanged. In a dry run the ID of an NSG that does not exist yet is
+// the one it would get.
+func (m *Machines) reconcileNSG(ctx context.Context, n machineimage.Network, o netOptions) (string, Change, error) {
 	where := n.Group + "/" + n.NSG
+	change := Change{Status: Unchanged, Kind: KindNSG, Name: n.NSG, Group: n.Group, Region: n.Region}
+	want := map[string]*armnetwork.SecurityRulePropertiesFormat{}
+	for _, r := range n.Rules {
+		if _, dup := want[strings.ToLower(r.Name)]; dup || r.Name == "" {
+			return "", change, fmt.Errorf("azure: NSG %s: rule %q: a rule needs a name of its own", where, r.Name)
+		}
+		want[strings.ToLower(r.Name)] = ruleProperties(r)
+	}
 	got, err := m.nsgs.Get(ctx, n.Group, n.NSG, nil)
 	nsg := got.SecurityGroup
 	switch {
+	case notFound(err) && o.dryRun:
+		change.Status = Created
+		return m.resourceID(n.Group, "Microsoft.Network/networkSecurityGroups", n.NSG), change, nil
 	case notFound(err):
 		// Created without rules, which are added one by one below, so
 		// that a failure names its rule.
@@ -74,22 +113,20 @@ func (m *Machines) ensureNSG(ctx context.Context, n machineimage.Network) (strin
 			nsg = r.SecurityGroup
 		}
 		if err != nil {
-			return "", classify(fmt.Errorf("azure: create NSG %s: %w", where, err))
+			return "", change, classify(fmt.Errorf("azure: create NSG %s: %w", where, err))
 		}
+		change.Status = Created
 	case err != nil:
-		return "", classify(fmt.Errorf("azure: get NSG %s: %w", where, err))
+		return "", change, classify(fmt.Errorf("azure: get NSG %s: %w", where, err))
+	default:
+		if err := o.checkRegion("NSG", where, nsg.Location, n.Region); err != nil {
+			return "", change, err
+		}
 	}
 	if nsg.ID == nil {
-		return "", fmt.Errorf("azure: NSG %s has no ID", where)
+		return "", change, fmt.Errorf("azure: NSG %s has no ID", where)
 	}
 
-	want := map[string]*armnetwork.SecurityRulePropertiesFormat{}
-	for _, r := range n.Rules {
-		if _, dup := want[strings.ToLower(r.Name)]; dup || r.Name == "" {
-			return "", fmt.Errorf("azure: NSG %s: rule %q: a rule needs a name of its own", where, r.Name)
-		}
-		want[strings.ToLower(r.Name)] = ruleProperties(r)
-	}
 	have := map[string]*armnetwork.SecurityRulePropertiesFormat{}
 	var extra []string
 	if nsg.Properties != nil {
@@ -103,15 +140,27 @@ func (m *Machines) ensureNSG(ctx context.Context, n machineimage.Network) (strin
 			}
 		}
 	}
+	// A rule change is an update of an NSG that existed; the rules of a
+	// new one are part of its creation.
+	note := func(s string) {
+		if change.Status != Created {
+			change.Status = Updated
+			change.Diff = append(change.Diff, s)
+		}
+	}
 	// Deletes first, then changes, then additions: a rule's priority is
 	// free again before another takes it.
 	for _, name := range extra {
+		note("rule " + name + " removed")
+		if o.dryRun {
+			continue
+		}
 		p, err := m.rules.BeginDelete(ctx, n.Group, n.NSG, name, nil)
 		if err == nil {
 			_, err = p.PollUntilDone(ctx, m.poll())
 		}
 		if err != nil {
-			return "", classify(fmt.Errorf("azure: NSG %s: delete rule %s: %w", where, name, err))
+			return "", change, classify(fmt.Errorf("azure: NSG %s: delete rule %s: %w", where, name, err))
 		}
 	}
 	for _, changed := range []bool{true, false} {
@@ -123,6 +172,12 @@ func (m *Machines) ensureNSG(ctx context.Context, n machineimage.Network) (strin
 			verb := "create"
 			if exists {
 				verb = "update"
+				note("rule " + r.Name + ": " + strings.Join(ruleDiffs(old, want[strings.ToLower(r.Name)]), ", "))
+			} else {
+				note("rule " + r.Name + " added")
+			}
+			if o.dryRun {
+				continue
 			}
 			p, err := m.rules.BeginCreateOrUpdate(ctx, n.Group, n.NSG, r.Name, armnetwork.SecurityRule{
 				Name: to.Ptr(r.Name), Properties: want[strings.ToLower(r.Name)],
@@ -131,11 +186,11 @@ func (m *Machines) ensureNSG(ctx context.Context, n machineimage.Network) (strin
 				_, err = p.PollUntilDone(ctx, m.poll())
 			}
 			if err != nil {
-				return "", classify(fmt.Errorf("azure: NSG %s: %s rule %s: %w", where, verb, r.Name, err))
+				return "", change, classify(fmt.Errorf("azure: NSG %s: %s rule %s: %w", where, verb, r.Name, err))
 			}
 		}
 	}
-	return *nsg.ID, nil
+	return *nsg.ID, change, nil
 }
 
 // ensureVNet creates the virtual network (with the subnet) unless it
@@ -143,11 +198,27 @@ func (m *Machines) ensureNSG(ctx context.Context, n machineimage.Network) (strin
 // if it lacks them, keeping its other subnets, and the subnet is created
 // or set to n's prefix and NSG. It returns the subnet's ID.
 func (m *Machines) ensureVNet(ctx context.Context, n machineimage.Network, nsgID string) (string, error) {
+	id, _, _, err := m.reconcileVNet(ctx, n, nsgID, netOptions{})
+	return id, err
+}
+
+// reconcileVNet is ensureVNet that also says what it did (or, with
+// o.dryRun, would do) to the virtual network and to the subnet. In a dry
+// run the ID of a subnet that does not exist yet is the one it would
+// get.
+func (m *Machines) reconcileVNet(ctx context.Context, n machineimage.Network, nsgID string, o netOptions) (string, Change, Change, error) {
 	where := n.Group + "/" + n.VNet
+	vc := Change{Status: Unchanged, Kind: KindVNet, Name: n.VNet, Group: n.Group, Region: n.Region}
+	sc := Change{Status: Unchanged, Kind: KindSubnet, Name: n.VNet + "/" + n.Subnet, Group: n.Group, Region: n.Region}
+	wouldBe := m.resourceID(n.Group, "Microsoft.Network/virtualNetworks", n.VNet) + "/subnets/" + n.Subnet
 	got, err := m.vnets.Get(ctx, n.Group, n.VNet, nil)
 	vnet := got.VirtualNetwork
 	switch {
 	case notFound(err):
+		vc.Status, sc.Status = Created, Created
+		if o.dryRun {
+			return wouldBe, vc, sc, nil
+		}
 		vnet = armnetwork.VirtualNetwork{
 			Location: to.Ptr(n.Region), Tags: azureTags(n.Tags),
 			Properties: &armnetwork.VirtualNetworkPropertiesFormat{
@@ -163,38 +234,43 @@ func (m *Machines) ensureVNet(ctx context.Context, n machineimage.Network, nsgID
 			},
 		}
 		if vnet, err = m.putVNet(ctx, n.Group, n.VNet, vnet); err != nil {
-			return "", classify(fmt.Errorf("azure: create virtual network %s: %w", where, err))
+			return "", vc, sc, classify(fmt.Errorf("azure: create virtual network %s: %w", where, err))
 		}
 	case err != nil:
-		return "", classify(fmt.Errorf("azure: get virtual network %s: %w", where, err))
+		return "", vc, sc, classify(fmt.Errorf("azure: get virtual network %s: %w", where, err))
 	default:
+		if err := o.checkRegion("virtual network", where, vnet.Location, n.Region); err != nil {
+			return "", vc, sc, err
+		}
 		if vnet.Properties == nil {
 			vnet.Properties = &armnetwork.VirtualNetworkPropertiesFormat{}
 		}
 		p := vnet.Properties
-		changed := false
 		if p.AddressSpace == nil {
 			p.AddressSpace = &armnetwork.AddressSpace{}
 		}
 		if !slices.ContainsFunc(p.AddressSpace.AddressPrefixes, func(s *string) bool { return s != nil && *s == n.Prefix }) {
 			// Added, not replaced: the other prefixes may hold other
 			// subnets.
+			vc.Diff = append(vc.Diff, fmt.Sprintf("address space %s + %s", listOrNone(derefs(p.AddressSpace.AddressPrefixes)), n.Prefix))
 			p.AddressSpace.AddressPrefixes = append(p.AddressSpace.AddressPrefixes, to.Ptr(n.Prefix))
-			changed = true
 		}
 		var dns []string
 		if p.DhcpOptions != nil {
 			dns = derefs(p.DhcpOptions.DNSServers)
 		}
 		if !slices.Equal(dns, n.DNS) {
+			vc.Diff = append(vc.Diff, fmt.Sprintf("DNS servers %s → %s", listOrNone(dns), listOrNone(n.DNS)))
 			p.DhcpOptions = &armnetwork.DhcpOptions{DNSServers: to.SliceOfPtrs(n.DNS...)}
-			changed = true
 		}
-		if changed {
+		if len(vc.Diff) > 0 {
+			vc.Status = Updated
 			// The PUT carries the subnets as read, so that the others
 			// stay.
-			if vnet, err = m.putVNet(ctx, n.Group, n.VNet, vnet); err != nil {
-				return "", classify(fmt.Errorf("azure: update virtual network %s: %w", where, err))
+			if !o.dryRun {
+				if vnet, err = m.putVNet(ctx, n.Group, n.VNet, vnet); err != nil {
+					return "", vc, sc, classify(fmt.Errorf("azure: update virtual network %s: %w", where, err))
+				}
 			}
 		}
 	}
@@ -210,6 +286,7 @@ func (m *Machines) ensureVNet(ctx context.Context, n machineimage.Network, nsgID
 	verb := "update"
 	if subnet == nil {
 		verb = "create"
+		sc.Status = Created
 		subnet = &armnetwork.Subnet{Name: to.Ptr(n.Subnet)}
 	}
 	if subnet.Properties == nil {
@@ -220,7 +297,27 @@ func (m *Machines) ensureVNet(ctx context.Context, n machineimage.Network, nsgID
 		(sp.AddressPrefix == nil && len(sp.AddressPrefixes) == 1 && netDeref(sp.AddressPrefixes[0]) == n.SubnetPrefix)
 	nsgOK := sp.NetworkSecurityGroup != nil && strings.EqualFold(netDeref(sp.NetworkSecurityGroup.ID), nsgID)
 	if subnet.ID != nil && prefixOK && nsgOK {
-		return *subnet.ID, nil
+		return *subnet.ID, vc, sc, nil
+	}
+	if sc.Status != Created {
+		sc.Status = Updated
+		if !prefixOK {
+			have := derefs(sp.AddressPrefixes)
+			if sp.AddressPrefix != nil {
+				have = []string{*sp.AddressPrefix}
+			}
+			sc.Diff = append(sc.Diff, fmt.Sprintf("prefix %s → %s", listOrNone(have), n.SubnetPrefix))
+		}
+		if !nsgOK {
+			have := "none"
+			if sp.NetworkSecurityGroup != nil && sp.NetworkSecurityGroup.ID != nil {
+				have = lastSegment(*sp.NetworkSecurityGroup.ID)
+			}
+			sc.Diff = append(sc.Diff, fmt.Sprintf("NSG %s → %s", have, lastSegment(nsgID)))
+		}
+	}
+	if o.dryRun {
+		return wouldBe, vc, sc, nil
 	}
 	sp.AddressPrefix, sp.AddressPrefixes = to.Ptr(n.SubnetPrefix), nil
 	sp.NetworkSecurityGroup = &armnetwork.SecurityGroup{ID: to.Ptr(nsgID)}
@@ -232,12 +329,12 @@ func (m *Machines) ensureVNet(ctx context.Context, n machineimage.Network, nsgID
 		r, err = p.PollUntilDone(ctx, m.poll())
 	}
 	if err != nil {
-		return "", classify(fmt.Errorf("azure: %s subnet %s/%s: %w", verb, where, n.Subnet, err))
+		return "", vc, sc, classify(fmt.Errorf("azure: %s subnet %s/%s: %w", verb, where, n.Subnet, err))
 	}
 	if r.ID == nil {
-		return "", fmt.Errorf("azure: subnet %s/%s has no ID", where, n.Subnet)
+		return "", vc, sc, fmt.Errorf("azure: subnet %s/%s has no ID", where, n.Subnet)
 	}
-	return *r.ID, nil
+	return *r.ID, vc, sc, nil
 }
 
 // putVNet creates or updates a virtual network and waits for it.
@@ -432,6 +529,65 @@ func sameList(one1 *string, many1 []*string, one2 *string, many2 []*string) bool
 		return out
 	}
 	return slices.Equal(list(one1, many1), list(one2, many2))
+}
+
+// ruleDiffs says how rule have (as Azure shows it) differs from rule
+// want, field by field, for the report of an update.
+func ruleDiffs(have, want *armnetwork.SecurityRulePropertiesFormat) []string {
+	if have == nil {
+		return []string{"no properties"}
+	}
+	var out []string
+	str := func(p *string) string {
+		if p == nil || *p == "" {
+			return "none"
+		}
+		return *p
+	}
+	diff := func(field, a, b string, same bool) {
+		if !same {
+			out = append(out, fmt.Sprintf("%s %s → %s", field, a, b))
+		}
+	}
+	fold := func(field string, a, b *string) {
+		diff(field, str(a), str(b), strings.EqualFold(netDeref(a), netDeref(b)))
+	}
+	list := func(field string, one1 *string, many1 []*string, one2 *string, many2 []*string) {
+		show := func(one *string, many []*string) string {
+			l := derefs(many)
+			if one != nil && *one != "" {
+				l = append(l, *one)
+			}
+			return listOrNone(l)
+		}
+		diff(field, show(one1, many1), show(one2, many2), sameList(one1, many1, one2, many2))
+	}
+	fold("access", (*string)(have.Access), (*string)(want.Access))
+	fold("direction", (*string)(have.Direction), (*string)(want.Direction))
+	fold("protocol", (*string)(have.Protocol), (*string)(want.Protocol))
+	diff("priority", fmt.Sprint(netDeref(have.Priority)), fmt.Sprint(netDeref(want.Priority)), netDeref(have.Priority) == netDeref(want.Priority))
+	diff("description", fmt.Sprintf("%q", netDeref(have.Description)), fmt.Sprintf("%q", netDeref(want.Description)), netDeref(have.Description) == netDeref(want.Description))
+	list("source address", have.SourceAddressPrefix, have.SourceAddressPrefixes, want.SourceAddressPrefix, want.SourceAddressPrefixes)
+	list("source port", have.SourcePortRange, have.SourcePortRanges, want.SourcePortRange, want.SourcePortRanges)
+	list("destination address", have.DestinationAddressPrefix, have.DestinationAddressPrefixes, want.DestinationAddressPrefix, want.DestinationAddressPrefixes)
+	list("destination port", have.DestinationPortRange, have.DestinationPortRanges, want.DestinationPortRange, want.DestinationPortRanges)
+	if len(have.SourceApplicationSecurityGroups) > 0 || len(have.DestinationApplicationSecurityGroups) > 0 {
+		out = append(out, "application security groups removed")
+	}
+	return out
+}
+
+// listOrNone shows a list of values in a report.
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ",")
+}
+
+// lastSegment is the name at the end of a resource ID.
+func lastSegment(id string) string {
+	return id[strings.LastIndex(id, "/")+1:]
 }
 
 // canonical spells s as Azure does (Allow, Tcp, Inbound), whatever the

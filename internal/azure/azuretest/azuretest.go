@@ -36,6 +36,7 @@ import (
 	computefake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8/fake"
 	networkfake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v7/fake"
 	resourcesfake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources/v3/fake"
+	storagefake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage/v2/fake"
 )
 
 // Subscription is the subscription ID of every Azure made here.
@@ -62,6 +63,7 @@ type Azure struct {
 	compute computefake.ServerFactory
 	network networkfake.ServerFactory
 	groups  resourcesfake.ServerFactory
+	storage storagefake.ServerFactory
 	// ops are the fake server transports of the operations, by name
 	// (opParam): each operation's first request gets a transport of its
 	// own, and its polls and next pages go to it (see transport).
@@ -146,6 +148,8 @@ func (a *Azure) transport(req *http.Request) (policy.Transporter, *http.Request,
 		tr = computefake.NewServerFactoryTransport(&a.compute)
 	case strings.Contains(lower, "/providers/microsoft.network/"):
 		tr = networkfake.NewServerFactoryTransport(&a.network)
+	case strings.Contains(lower, "/providers/microsoft.storage/"):
+		tr = storagefake.NewServerFactoryTransport(&a.storage)
 	case !strings.Contains(lower, "/providers/"):
 		tr = resourcesfake.NewServerFactoryTransport(&a.groups)
 	default:
