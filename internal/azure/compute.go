@@ -191,16 +191,24 @@ func (m *Machines) CreateDisk(ctx context.Context, d machineimage.Disk) (string,
 
 // CreateVM creates a VM and waits until Azure has started it: with the OS
 // disk vm.OSDiskID attached (nothing to provision), or from the
-// marketplace image vm.Source with an administrator password. Boot
-// diagnostics are on, in managed storage. A marketplace VM's OS disk is
-// deleted with the VM, as the run never learns its ID.
+// marketplace image vm.Source or the managed image or gallery image
+// version vm.ImageID, with an administrator password. Boot diagnostics are
+// on, in managed storage. The OS disk of a VM made from an image is
+// deleted with the VM, as the run never learns its ID (from vm.ImageID it
+// is named <vm.Name>-osdisk, so that a caller can delete it all the same).
 func (m *Machines) CreateVM(ctx context.Context, vm machineimage.VM) (string, error) {
 	where := vm.Group + "/" + vm.Name
 	sp := &armcompute.StorageProfile{}
 	var os *armcompute.OSProfile
+	sources := 0
+	for _, set := range []bool{vm.OSDiskID != "", vm.Source != nil, vm.ImageID != ""} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case vm.OSDiskID != "" && vm.Source != nil:
-		return "", fmt.Errorf("azure: create VM %s: both an OS disk and a marketplace image", where)
+	case sources > 1:
+		return "", fmt.Errorf("azure: create VM %s: more than one of an OS disk, a marketplace image and an image ID", where)
 	case vm.OSDiskID != "":
 		sp.OSDisk = &armcompute.OSDisk{
 			CreateOption: to.Ptr(armcompute.DiskCreateOptionTypesAttach), OSType: to.Ptr(armcompute.OperatingSystemTypesWindows),
@@ -225,8 +233,22 @@ func (m *Machines) CreateVM(ctx context.Context, vm machineimage.VM) (string, er
 			sp.OSDisk.ManagedDisk = &armcompute.ManagedDiskParameters{StorageAccountType: to.Ptr(armcompute.StorageAccountTypes(vm.OSDiskSKU))}
 		}
 		os = &armcompute.OSProfile{ComputerName: to.Ptr(vm.Name), AdminUsername: to.Ptr(adminUser), AdminPassword: to.Ptr(vm.AdminPass)}
+	case vm.ImageID != "":
+		if vm.AdminPass == "" {
+			return "", fmt.Errorf("azure: create VM %s: an image needs an administrator password", where)
+		}
+		sp.ImageReference = &armcompute.ImageReference{ID: to.Ptr(vm.ImageID)}
+		sp.OSDisk = &armcompute.OSDisk{
+			Name:         to.Ptr(vm.Name + "-osdisk"),
+			CreateOption: to.Ptr(armcompute.DiskCreateOptionTypesFromImage), OSType: to.Ptr(armcompute.OperatingSystemTypesWindows),
+			DeleteOption: to.Ptr(armcompute.DiskDeleteOptionTypesDelete),
+		}
+		if vm.OSDiskSKU != "" {
+			sp.OSDisk.ManagedDisk = &armcompute.ManagedDiskParameters{StorageAccountType: to.Ptr(armcompute.StorageAccountTypes(vm.OSDiskSKU))}
+		}
+		os = &armcompute.OSProfile{ComputerName: to.Ptr(vm.Name), AdminUsername: to.Ptr(adminUser), AdminPassword: to.Ptr(vm.AdminPass)}
 	default:
-		return "", fmt.Errorf("azure: create VM %s: neither an OS disk nor a marketplace image", where)
+		return "", fmt.Errorf("azure: create VM %s: no OS disk, marketplace image or image ID", where)
 	}
 	for i, id := range vm.DataDiskIDs {
 		sp.DataDisks = append(sp.DataDisks, &armcompute.DataDisk{

@@ -119,16 +119,23 @@ type Disk struct {
 	StorageAccountID string
 }
 
-// VM is a virtual machine: either an attached OS disk (OSDiskID, an image
-// built by cib: nothing to provision) or a marketplace image (Source, with
-// an administrator password).
+// VM is a virtual machine: an attached OS disk (OSDiskID, an image built
+// by cib: nothing to provision), a marketplace image (Source), or a
+// managed image or Compute Gallery image version (ImageID); the last two
+// are provisioned with an administrator password. A VM made from ImageID
+// has its OS disk named <Name>-osdisk, in its group, deleted with it.
 type VM struct {
 	Resource
-	Size        string
-	OSDiskID    string
-	Source      *Marketplace
-	AdminPass   string // only with Source
-	OSDiskSKU   string // only with Source
+	Size     string
+	OSDiskID string
+	Source   *Marketplace
+	// ImageID is the ID of a managed image
+	// (…/providers/Microsoft.Compute/images/NAME) or of a gallery image
+	// version (…/galleries/G/images/D/versions/V) to create the VM from:
+	// how cib verify boots the images it built.
+	ImageID     string
+	AdminPass   string // only with Source or ImageID
+	OSDiskSKU   string // only with Source or ImageID
 	DataDiskIDs []string
 	NICID       string
 }

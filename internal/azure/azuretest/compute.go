@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
@@ -86,9 +87,12 @@ type computeState struct {
 	sizes  map[string][]VMSize          // by region
 	quota  map[string]map[string]*quota // region → lower-case family (or "cores")
 	guests map[string]Guest             // by lower-case VM name
-	vms    map[string]*vmState          // by lower-case VM ID
-	diag   *httptest.Server             // boot diagnostics blobs, started on first use
-	sig    string                       // the SAS signature diag accepts
+	// imageGuests are the guests of VMs created from an image, by
+	// lower-case image ID.
+	imageGuests map[string]Guest
+	vms         map[string]*vmState // by lower-case VM ID
+	diag        *httptest.Server    // boot diagnostics blobs, started on first use
+	sig         string              // the SAS signature diag accepts
 }
 
 // quota is a family's (or the region's) vCPU usage outside the model's
@@ -182,6 +186,16 @@ func (a *Azure) SetGuest(vmName string, g Guest) {
 			v.guest = g
 		}
 	}
+}
+
+// SetImageGuest scripts the guest of every VM created from the managed
+// image or gallery image version imageID from now on, unless SetGuest
+// names the VM: a test makes one image's VMs fail this way.
+func (a *Azure) SetImageGuest(imageID string, g Guest) {
+	s := a.machines
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.imageGuests[strings.ToLower(imageID)] = g
 }
 
 // AddGalleryImage makes a Compute Gallery and an image definition in it
@@ -354,7 +368,7 @@ func (a *Azure) installCompute() {
 	_, _ = rand.Read(b)
 	a.machines = &computeState{
 		sizes: map[string][]VMSize{}, quota: map[string]map[string]*quota{},
-		guests: map[string]Guest{}, vms: map[string]*vmState{}, sig: hex.EncodeToString(b),
+		guests: map[string]Guest{}, imageGuests: map[string]Guest{}, vms: map[string]*vmState{}, sig: hex.EncodeToString(b),
 	}
 	a.installSKUs()
 	a.installDisks()
@@ -765,10 +779,20 @@ func (a *Azure) createVM(group, name string, vm armcompute.VirtualMachine) (armc
 		}
 	case armcompute.DiskCreateOptionTypesFromImage:
 		ir := sp.ImageReference
-		if ir == nil || ir.Publisher == nil || ir.Offer == nil || ir.SKU == nil {
-			if ir != nil && ir.ID != nil {
-				return vm, VMSize{}, notModelled("a VM from image %s", *ir.ID)
+		size := int32(127)
+		switch {
+		case ir != nil && ir.ID != nil:
+			if ir.Publisher != nil || ir.Offer != nil || ir.SKU != nil {
+				return vm, VMSize{}, bad("Parameter 'imageReference' must name either an image ID or a publisher, offer and sku, not both.")
 			}
+			imageSize, err := a.imageSource(*ir.ID, region, p.OSProfile != nil)
+			if err != nil {
+				return vm, VMSize{}, err
+			}
+			if imageSize > 0 {
+				size = imageSize
+			}
+		case ir == nil || ir.Publisher == nil || ir.Offer == nil || ir.SKU == nil:
 			return vm, VMSize{}, bad("Required parameter 'imageReference' (publisher, offer, sku) is missing (null).")
 		}
 		op := p.OSProfile
@@ -789,7 +813,9 @@ func (a *Azure) createVM(group, name string, vm armcompute.VirtualMachine) (armc
 		if sp.OSDisk.Name != nil {
 			diskName = *sp.OSDisk.Name
 		}
-		size := int32(127)
+		if _, taken := a.get(ResourceID(group, "Microsoft.Compute", "disks", diskName)); taken {
+			return vm, VMSize{}, armError(http.StatusConflict, "OperationNotAllowed", "Disk %s already exists in resource group %s. Only CreateOption.Attach is supported.", diskName, strings.ToUpper(group))
+		}
 		if sp.OSDisk.DiskSizeGB != nil {
 			size = *sp.OSDisk.DiskSizeGB
 		}
@@ -847,6 +873,71 @@ func (a *Azure) createVM(group, name string, vm armcompute.VirtualMachine) (armc
 	p.TimeCreated = to.Ptr(time.Now().UTC())
 	p.ProvisioningState = to.Ptr("Succeeded")
 	return vm, size, nil
+}
+
+// imageSource checks the image a VM is created from by ID, as Azure does,
+// and returns the size of its OS disk (0: not known). A managed image
+// must exist in the VM's region; a gallery image version must exist and
+// be replicated to the VM's region (one of its publishing profile's
+// target regions). A generalized image needs an OS profile to provision
+// the VM with, and a specialized one refuses one.
+func (a *Azure) imageSource(id, region string, osProfile bool) (int32, error) {
+	bad := func(format string, args ...any) error {
+		return armError(http.StatusBadRequest, "InvalidParameter", format, args...)
+	}
+	r, err := arm.ParseResourceID(id)
+	if err != nil {
+		return 0, bad("The value '%s' of parameter 'imageReference.id' is not a valid resource ID.", id)
+	}
+	var size *int32
+	var state armcompute.OperatingSystemStateTypes
+	switch strings.ToLower(r.ResourceType.String()) {
+	case "microsoft.compute/images":
+		img, ok := lookup[armcompute.Image](a, id)
+		if !ok || normRegion(deref(img.Location)) != region {
+			return 0, armError(http.StatusNotFound, "NotFound", "The Image '%s' cannot be found in '%s' region.", id, region)
+		}
+		if img.Properties == nil || img.Properties.StorageProfile == nil || img.Properties.StorageProfile.OSDisk == nil {
+			return 0, notModelled("a VM from image %s, which has no OS disk in its storage profile", id)
+		}
+		d := img.Properties.StorageProfile.OSDisk
+		size, state = d.DiskSizeGB, deref(d.OSState)
+	case "microsoft.compute/galleries/images/versions":
+		v, ok := lookup[armcompute.GalleryImageVersion](a, id)
+		replicated := false
+		if ok && v.Properties != nil && v.Properties.PublishingProfile != nil {
+			for _, t := range v.Properties.PublishingProfile.TargetRegions {
+				if t != nil && normRegion(deref(t.Name)) == region {
+					replicated = true
+				}
+			}
+		}
+		if !replicated {
+			return 0, armError(http.StatusNotFound, "GalleryImageNotFound",
+				"The gallery image %s is not available in %s region. Please contact image owner to replicate to this region, or change your requested region.", id, region)
+		}
+		def, ok := lookup[armcompute.GalleryImage](a, r.Parent.String())
+		if !ok || def.Properties == nil || def.Properties.OSState == nil {
+			return 0, notModelled("a VM from gallery image version %s, whose image definition is not there", id)
+		}
+		state = *def.Properties.OSState
+		if so := v.Properties.StorageProfile; so != nil && so.OSDiskImage != nil {
+			size = so.OSDiskImage.SizeInGB
+		}
+	case "microsoft.compute/galleries/images":
+		return 0, notModelled("a VM from the latest version of gallery image %s", id)
+	default:
+		return 0, bad("The value '%s' of parameter 'imageReference.id' is not a managed image or a gallery image version.", id)
+	}
+	switch {
+	case state == armcompute.OperatingSystemStateTypesSpecialized && osProfile:
+		return 0, bad("Parameter 'osProfile' is not allowed.")
+	case state != armcompute.OperatingSystemStateTypesGeneralized && state != armcompute.OperatingSystemStateTypesSpecialized:
+		return 0, notModelled("a VM from image %s, whose OS state is %q", id, state)
+	case state == armcompute.OperatingSystemStateTypesSpecialized:
+		return 0, notModelled("a VM from the specialized image %s", id)
+	}
+	return deref(size), nil
 }
 
 // instanceView is the VM's instance view now. The caller holds s.mu.
@@ -908,6 +999,9 @@ func (a *Azure) installVMs() {
 			return
 		}
 		g, ok := st.guests[strings.ToLower(name)]
+		if ir := vm.Properties.StorageProfile.ImageReference; !ok && ir != nil && ir.ID != nil {
+			g, ok = st.imageGuests[strings.ToLower(*ir.ID)]
+		}
 		if !ok {
 			g = a.DefaultGuest
 		}
