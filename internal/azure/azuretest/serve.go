@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 )
 
@@ -192,7 +193,20 @@ func (s *Server) resourceManager(w http.ResponseWriter, r *http.Request) {
 	req.RequestURI = ""
 	req.URL.Scheme, req.URL.Host = "https", r.Host
 	resp, err := s.a.Do(req)
-	if err != nil {
+	var re *azcore.ResponseError
+	switch {
+	case errors.As(err, &re):
+		// In-process, the fake servers' errors reach the client as they
+		// are; on the wire they are the ARM error response they stand for.
+		// A long-running operation that ends failed answers its poll with
+		// a success status and the failure (the SDK's fake poller reads
+		// its state from the Fake-Poller-Status header).
+		if re.StatusCode < http.StatusBadRequest {
+			w.Header().Set("Fake-Poller-Status", "Failed")
+		}
+		writeJSON(w, re.StatusCode, errorBody(re))
+		return
+	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
@@ -219,9 +233,29 @@ func (s *Server) resourceManager(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return
+	}
 	if _, err := w.Write(body); err != nil {
 		fmt.Fprintln(os.Stderr, "azuretest: writing a response:", err)
 	}
+}
+
+// errorBody is the ARM error body of a fake server's error: the JSON
+// body its text shows, or one made of its code and text.
+func errorBody(re *azcore.ResponseError) any {
+	text := re.Error()
+	if i, j := strings.Index(text, "{"), strings.LastIndex(text, "}"); i >= 0 && j > i {
+		var body map[string]any
+		if json.Unmarshal([]byte(text[i:j+1]), &body) == nil && body["error"] != nil {
+			return body
+		}
+	}
+	code := re.ErrorCode
+	if code == "" {
+		code = http.StatusText(re.StatusCode)
+	}
+	return map[string]any{"error": map[string]string{"code": code, "message": strings.TrimSpace(text)}}
 }
 
 // pollSuffix ends the path of the SDK's fake poller's status requests.
@@ -250,6 +284,11 @@ var clients = map[string]string{
 	"microsoft.storage/storageaccounts/blobservices/containers": "BlobContainers",
 }
 
+// subscriptionActions are the calls on a provider rather than a resource.
+var subscriptionActions = map[string]string{
+	"microsoft.storage/checknameavailability": "AccountsClient.CheckNameAvailability",
+}
+
 // apiOf names the SDK call a request is (VirtualMachinesClient.BeginStart),
 // as the SDK puts it in the request's context: from the path's resource
 // types, whether it names a collection, an item or an action on an item,
@@ -273,6 +312,11 @@ func (a *Azure) apiOf(method, path string) (string, error) {
 		ns, rest = seg[3], seg[4:]
 	default:
 		return "", errors.New("an unknown kind of path")
+	}
+	if len(rest) == 1 && ns != "" {
+		if call, ok := subscriptionActions[strings.ToLower(ns+"/"+rest[0])]; ok {
+			return call, nil
+		}
 	}
 	// Walk type/name pairs; a last segment that makes no known type is an
 	// action on the item before it.
