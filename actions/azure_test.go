@@ -328,3 +328,57 @@ func TestPrepareActionAgainstAzure(t *testing.T) {
 		}
 	}
 }
+
+// TestTagActionAgainstAzure runs actions/tag for a recorded machine image
+// whose tags someone removed: the action puts the tags of the record's
+// commit back, says what changed, and a second run changes nothing.
+func TestTagActionAgainstAzure(t *testing.T) {
+	requireTools(t, "git", "bash")
+	root := repoRoot(t)
+	az := newStandIn(t)
+	const group, region, name = "rg-central-us-gecko-t", "centralus", "win7-32-centralus-abc1234"
+	groups, err := armresources.NewResourceGroupsClient(azuretest.Subscription, &fake.TokenCredential{}, az.a.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := groups.CreateOrUpdate(context.Background(), group, armresources.ResourceGroup{Location: to.Ptr(region)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	id, err := az.a.Put(armcompute.Image{
+		ID: to.Ptr(azuretest.ResourceID(group, "Microsoft.Compute", "images", name)), Name: to.Ptr(name),
+		Type: to.Ptr("Microsoft.Compute/images"), Location: to.Ptr(region),
+		Tags: map[string]*string{"owner": to.Ptr("someone")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "tag\n"
+	ws := newWorkspace(t, root, msg, recordsBranch(t, root))
+	recordMachineImage(t, root, ws, "win7-32", group, id)
+
+	inputs := map[string]string{"environment": "staging", "keys": "win7-32", "groups": group}
+	run := az.run(t, root, "tag", ws, msg, inputs)
+	if run.failed {
+		t.Fatalf("the action failed:\n%s", run.step(t, "tag (id: tag)", func(s actionStep) bool { return s.ID == "tag" }).log)
+	}
+	az.checkFederated(t)
+	if run.outputs["changed"] != "1" || run.outputs["failed"] != "0" || run.outputs["exit"] != "0" {
+		t.Errorf("outputs %v; want the image changed", run.outputs)
+	}
+	c, err := armcompute.NewImagesClient(azuretest.Subscription, &fake.TokenCredential{}, az.a.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := c.Get(context.Background(), group, name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Tags["imageKey"] == nil || *img.Tags["imageKey"] != "win7-32" || img.Tags["owner"] == nil {
+		t.Errorf("tags after the action: %v; want imageKey win7-32 set and owner kept", img.Tags)
+	}
+
+	run = az.run(t, root, "tag", ws, msg, inputs)
+	if run.failed || run.outputs["changed"] != "0" || run.outputs["unchanged"] != "1" {
+		t.Errorf("second run: failed %t, outputs %v; want nothing changed", run.failed, run.outputs)
+	}
+}
