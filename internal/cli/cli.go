@@ -118,8 +118,8 @@ Run 'cib <command> --help' for a command's flags.
 
 Exit codes: 0 done; 1 failed (bad configuration, unreadable input);
 2 the commit instructions have errors; 64 the command line is wrong;
-75 failed in a way a re-run may not (cib build machine-image: quota,
-throttling, a guest that did not reach a state in time).
+75 failed in a way a re-run may not (quota, throttling, a transient Azure
+error, a guest that did not reach a state in time).
 `)
 }
 
