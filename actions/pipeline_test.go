@@ -301,3 +301,38 @@ func TestPipelineReadsWhatThePlanWrites(t *testing.T) {
 		t.Errorf("checked the jobs %v; want every stage job %v (a stage with an empty matrix could not be checked)", checked, want)
 	}
 }
+
+// TestWorkflowsGiveTheActionsTheirInputs checks every workflow's steps
+// that run cib's actions (./actions/X, or ./.cib/actions/X where the
+// workflow checks cib out): each with: key an input, each required input
+// given; and every other action pinned by commit SHA.
+func TestWorkflowsGiveTheActionsTheirInputs(t *testing.T) {
+	root := repoRoot(t)
+	files, err := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	if err != nil || len(files) < 3 {
+		t.Fatalf("workflows %v (%v): want ci.yml, images.yml and plan-comment.yml at least", files, err)
+	}
+	local := regexp.MustCompile(`^\./(?:\.cib/)?actions/([a-z-]+)$`)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w workflow
+		if err := yaml.Unmarshal(data, &w); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for name, j := range w.Jobs {
+			for _, s := range j.Steps {
+				if s.Uses == "" {
+					continue
+				}
+				if m := local.FindStringSubmatch(s.Uses); m != nil {
+					t.Run(filepath.Base(f)+"/"+name+"/"+m[1], func(t *testing.T) { checkActionInputs(t, root, m[1], s.With) })
+				} else if !pinnedUses.MatchString(s.Uses) {
+					t.Errorf("%s job %s: uses %s: third-party actions are pinned by commit SHA", filepath.Base(f), name, s.Uses)
+				}
+			}
+		}
+	}
+}
