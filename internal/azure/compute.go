@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
 
 	"github.com/cib-project/cib/internal/machineimage"
+	"github.com/cib-project/cib/internal/secret"
 )
 
 // adminUser is the administrator of a VM made from a marketplace image
@@ -277,28 +278,10 @@ func (m *Machines) CreateVM(ctx context.Context, vm machineimage.VM) (string, er
 		err = errors.New("no ID in the response")
 	}
 	if err != nil {
-		return mayExist(id, p != nil, err), classify(fmt.Errorf("azure: create VM %s: %w", where, redact(err, vm.AdminPass)))
+		return mayExist(id, p != nil, err), classify(fmt.Errorf("azure: create VM %s: %w", where, secret.Redact(err, vm.AdminPass)))
 	}
 	return *res.ID, nil
 }
-
-// redact replaces secret in err's message, should a service ever echo it.
-func redact(err error, secret string) error {
-	if secret == "" || !strings.Contains(err.Error(), secret) {
-		return err
-	}
-	return &redacted{msg: strings.ReplaceAll(err.Error(), secret, "[REDACTED]"), err: err}
-}
-
-// redacted is an error whose message hides a secret; it still unwraps
-// to the original, for classification.
-type redacted struct {
-	msg string
-	err error
-}
-
-func (e *redacted) Error() string { return e.msg }
-func (e *redacted) Unwrap() error { return e.err }
 
 // vmRef parses a VM's ID.
 func vmRef(id string) (*arm.ResourceID, error) {

@@ -122,15 +122,7 @@ func runBuild(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cib build disk-image: unexpected argument %q (flags go after the key)\n", fs.Arg(0))
 		return ExitUsage
 	}
-	hash, _, err := commitAt(env.path(o.repo), o.rev)
-	if err != nil {
-		return fail(env, "build disk-image", err)
-	}
-	fsys, err := configAt(env.path(o.repo), hash, o.config)
-	if err != nil {
-		return fail(env, "build disk-image", err)
-	}
-	cfg, code := loadConfigFS(env, "build", fsys, fmt.Sprintf("%s (at %s)", o.config, hash[:7]))
+	cfg, hash, code := configAtRev(env, "build disk-image", o.repo, o.rev, o.config)
 	if cfg == nil {
 		return code
 	}

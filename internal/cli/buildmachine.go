@@ -139,10 +139,7 @@ func runBuildMachine(args []string, env Env) int {
 	for _, v := range o.tokens {
 		r.Mask(v)
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(env.Stderr, "cib "+cmd+": "+format+"\n", a...)
-		return ExitUsage
-	}
+	usage := usageError(env, cmd)
 	switch {
 	case o.platform != "azure":
 		return usage("--platform %q: machine images are built on azure only", o.platform)
@@ -155,15 +152,7 @@ func runBuildMachine(args []string, env Env) int {
 		o.subscription = env.Getenv("AZURE_SUBSCRIPTION_ID")
 	}
 
-	hash, _, err := commitAt(env.path(o.repo), o.rev)
-	if err != nil {
-		return fail(env, cmd, err)
-	}
-	fsys, err := configAt(env.path(o.repo), hash, o.config)
-	if err != nil {
-		return fail(env, cmd, err)
-	}
-	cfg, code := loadConfigFS(env, "build", fsys, fmt.Sprintf("%s (at %s)", o.config, hash[:7]))
+	cfg, hash, code := configAtRev(env, cmd, o.repo, o.rev, o.config)
 	if cfg == nil {
 		return code
 	}

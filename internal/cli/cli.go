@@ -192,6 +192,15 @@ func runVersion(args []string, env Env) int {
 	return ExitOK
 }
 
+// usageError returns a function that reports a wrong command line of cmd
+// and returns ExitUsage.
+func usageError(env Env, cmd string) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(env.Stderr, "cib "+cmd+": "+format+"\n", a...)
+		return ExitUsage
+	}
+}
+
 func fail(env Env, cmd string, err error) int {
 	fmt.Fprintf(env.Stderr, "cib %s: %v\n", cmd, err)
 	return ExitFailure

@@ -8,6 +8,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/cib-project/cib/internal/config"
 	"github.com/cib-project/cib/internal/plan"
 	"github.com/cib-project/cib/internal/record"
 )
@@ -87,4 +88,20 @@ func configAt(repoDir, hash, dir string) (fstest.MapFS, error) {
 		fsys[e.Name] = &fstest.MapFile{Data: []byte(text)}
 	}
 	return fsys, nil
+}
+
+// configAtRev loads the configuration folder dir of repo as it is at the
+// commit rev names, and returns it with the commit's hash; on failure it
+// has said why and cfg is nil, with the exit code.
+func configAtRev(env Env, cmd, repo, rev, dir string) (cfg *config.Config, hash string, code int) {
+	hash, _, err := commitAt(env.path(repo), rev)
+	if err != nil {
+		return nil, "", fail(env, cmd, err)
+	}
+	fsys, err := configAt(env.path(repo), hash, dir)
+	if err != nil {
+		return nil, "", fail(env, cmd, err)
+	}
+	cfg, code = loadConfigFS(env, cmd, fsys, fmt.Sprintf("%s (at %s)", dir, hash[:7]))
+	return cfg, hash, code
 }

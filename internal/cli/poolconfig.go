@@ -174,22 +174,45 @@ func selectPools(cfg *config.Config, o poolConfigOpts) ([]selectedPool, error) {
 	return out, nil
 }
 
-func poolConfigOne(ctx context.Context, env Env, cfg *config.Config, o poolConfigOpts, branch string, set *record.Set, client *pool.Client, k *config.Key, p config.Pool) error {
-	images := map[string]string{}
+// poolImage is a target of a pool and the machine image recorded for it
+// (the newest: a record names the latest build), or why there is none.
+type poolImage struct {
+	target *config.Target
+	image  string // a resource ID, or a bare name in older records
+	err    error
+}
+
+// poolImages are the images pool p deploys for key k: one per target of
+// the pool on platform, from the records. pool-config and verify read
+// them alike, so verify checks exactly what is deployed.
+func poolImages(k *config.Key, p config.Pool, set *record.Set, environment, platform, branch string) []poolImage {
+	var out []poolImage
 	for _, t := range k.PoolTargets(p) {
-		if t.Platform != o.platform {
+		if t.Platform != platform {
 			continue
 		}
-		rec, ok := set.Machine(o.environment, o.platform, k.Name, t.Group)
+		rec, ok := set.Machine(environment, platform, k.Name, t.Group)
 		image := rec.Image.Location
 		if image == "" {
 			image = rec.Image.Name
 		}
+		pi := poolImage{target: t, image: image}
 		if !ok || image == "" {
-			return fmt.Errorf("pool %s: no machine image recorded for key %s, group %s in environment %s on the %s branch (build it with cib build machine-image, or record it with cib record machine-image)",
-				p.ID(), k.Name, t.Group, o.environment, branch)
+			pi.err = fmt.Errorf("pool %s: no machine image recorded for key %s, group %s in environment %s on the %s branch (build it with cib build machine-image, or record it with cib record machine-image)",
+				p.ID(), k.Name, t.Group, environment, branch)
 		}
-		images[t.Group] = image
+		out = append(out, pi)
+	}
+	return out
+}
+
+func poolConfigOne(ctx context.Context, env Env, cfg *config.Config, o poolConfigOpts, branch string, set *record.Set, client *pool.Client, k *config.Key, p config.Pool) error {
+	images := map[string]string{}
+	for _, pi := range poolImages(k, p, set, o.environment, o.platform, branch) {
+		if pi.err != nil {
+			return pi.err
+		}
+		images[pi.target.Group] = pi.image
 	}
 	wp, err := pool.Config(cfg, k, p, images, o.environment)
 	if err != nil {

@@ -97,15 +97,7 @@ func runPrepare(args []string, env Env) int {
 		o.subscription = env.Getenv("AZURE_SUBSCRIPTION_ID")
 	}
 
-	hash, _, err := commitAt(env.path(o.repo), o.rev)
-	if err != nil {
-		return fail(env, cmd, err)
-	}
-	fsys, err := configAt(env.path(o.repo), hash, o.config)
-	if err != nil {
-		return fail(env, cmd, err)
-	}
-	cfg, code := loadConfigFS(env, cmd, fsys, fmt.Sprintf("%s (at %s)", o.config, hash[:7]))
+	cfg, _, code := configAtRev(env, cmd, o.repo, o.rev, o.config)
 	if cfg == nil {
 		return code
 	}
@@ -209,7 +201,7 @@ func prepareSites(cfg *config.Config, o prepareOpts) ([]azure.Site, error) {
 			used[strings.ToLower(t.Group)] = true
 			sites = append(sites, azure.Site{
 				Key: k.Name, Group: t.Group, Region: t.Region, Storage: t.Storage, Containers: containers,
-				HyperVGeneration: t.Machine.HyperV, Network: siteNetwork(t.Network),
+				HyperVGeneration: t.Machine.HyperV, Network: siteNetwork(&t),
 			})
 		}
 	}
@@ -223,25 +215,12 @@ func prepareSites(cfg *config.Config, o prepareOpts) ([]azure.Site, error) {
 
 // siteNetwork is a target's network as internal/azure takes it (as the
 // machine-image stage makes it), or nil.
-func siteNetwork(n *config.Network) *machineimage.Network {
-	if n == nil {
+func siteNetwork(t *config.Target) *machineimage.Network {
+	n, err := machineimage.TargetNetwork(t)
+	if err != nil {
 		return nil
 	}
-	out := &machineimage.Network{
-		NSG: n.Flow.Name, VNet: n.Name, Prefix: n.Prefix, DNS: n.DNS,
-		Subnet: n.Subnet.Name, SubnetPrefix: n.Subnet.Prefix,
-	}
-	for _, r := range n.Flow.Rules {
-		out.Rules = append(out.Rules, machineimage.Rule{
-			Name: r.Name, Description: r.Description, Access: r.Access, Protocol: r.Protocol,
-			Direction: r.Direction, Priority: r.Priority,
-			SourceAddressPrefix:  r.SourceAddressPrefix,
-			SourcePortRange:      strings.Join(r.SourcePortRange, ","),
-			DestinationPrefix:    strings.Join(r.DestinationAddressPrefix, ","),
-			DestinationPortRange: r.DestinationPortRange,
-		})
-	}
-	return out
+	return &n
 }
 
 // prepareVerb is how a report shows a status: in a dry run, what would

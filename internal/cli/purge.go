@@ -77,10 +77,7 @@ func runPurge(args []string, env Env) int {
 	if code, ok := parse(fs, args, env); !ok {
 		return code
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(env.Stderr, "cib "+cmd+": "+format+"\n", a...)
-		return ExitUsage
-	}
+	usage := usageError(env, cmd)
 	if fs.NArg() > 0 {
 		return usage("unexpected argument %q (cib purge --help)", fs.Arg(0))
 	}
@@ -106,15 +103,7 @@ func runPurge(args []string, env Env) int {
 		o.subscription = env.Getenv("AZURE_SUBSCRIPTION_ID")
 	}
 
-	hash, _, err := commitAt(env.path(o.repo), o.rev)
-	if err != nil {
-		return fail(env, cmd, err)
-	}
-	fsys, err := configAt(env.path(o.repo), hash, o.config)
-	if err != nil {
-		return fail(env, cmd, err)
-	}
-	cfg, code := loadConfigFS(env, cmd, fsys, fmt.Sprintf("%s (at %s)", o.config, hash[:7]))
+	cfg, _, code := configAtRev(env, cmd, o.repo, o.rev, o.config)
 	if cfg == nil {
 		return code
 	}

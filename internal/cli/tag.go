@@ -89,10 +89,7 @@ func runTag(args []string, env Env) int {
 	if code, ok := parse(fs, args, env); !ok {
 		return code
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(env.Stderr, "cib "+cmd+": "+format+"\n", a...)
-		return ExitUsage
-	}
+	usage := usageError(env, cmd)
 	switch {
 	case o.platform != "azure":
 		return usage("--platform %q: machine images are tagged on azure only", o.platform)

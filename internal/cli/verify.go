@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cib-project/cib/internal/config"
+	"github.com/cib-project/cib/internal/machineimage"
 	"github.com/cib-project/cib/internal/record"
 	"github.com/cib-project/cib/internal/verify"
 )
@@ -68,10 +69,7 @@ func runVerify(args []string, env Env) int {
 	if code, ok := parse(fs, args, env); !ok {
 		return code
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(env.Stderr, "cib "+cmd+": "+format+"\n", a...)
-		return ExitUsage
-	}
+	usage := usageError(env, cmd)
 	switch {
 	case o.environment == "":
 		return usage("--environment is required: the environment whose images are verified (matrix.environment)")
@@ -86,15 +84,7 @@ func runVerify(args []string, env Env) int {
 		o.subscription = env.Getenv("AZURE_SUBSCRIPTION_ID")
 	}
 
-	hash, _, err := commitAt(env.path(o.repo), o.rev)
-	if err != nil {
-		return fail(env, cmd, err)
-	}
-	fsys, err := configAt(env.path(o.repo), hash, o.config)
-	if err != nil {
-		return fail(env, cmd, err)
-	}
-	cfg, code := loadConfigFS(env, cmd, fsys, fmt.Sprintf("%s (at %s)", o.config, hash[:7]))
+	cfg, _, code := configAtRev(env, cmd, o.repo, o.rev, o.config)
 	if cfg == nil {
 		return code
 	}
@@ -221,23 +211,15 @@ func verifyPool(cfg *config.Config, o verifyOpts) (*config.Key, config.Pool, err
 // environment.
 func verifyImages(k *config.Key, p config.Pool, set *record.Set, o verifyOpts, platform, branch string) ([]verify.Image, error) {
 	var out []verify.Image
-	for _, t := range k.PoolTargets(p) {
-		if t.Platform != platform {
-			continue
+	for _, pi := range poolImages(k, p, set, o.environment, platform, branch) {
+		if pi.err != nil {
+			return nil, pi.err
 		}
-		rec, ok := set.Machine(o.environment, platform, k.Name, t.Group)
-		id := rec.Image.Location
-		if id == "" {
-			id = rec.Image.Name
-		}
-		if !ok || id == "" {
-			return nil, fmt.Errorf("pool %s: no machine image recorded for key %s, group %s in environment %s on the %s branch (build it with cib build machine-image, or record it with cib record machine-image)",
-				p.ID(), k.Name, t.Group, o.environment, branch)
-		}
+		t, id := pi.target, pi.image
 		if !strings.HasPrefix(id, "/") && o.subscription != "" {
 			id = managedImageID(o.subscription, t.Group, id) // a record that names the image only
 		}
-		net, err := verify.TargetNetwork(t)
+		net, err := machineimage.TargetNetwork(t)
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: %w", p.ID(), err)
 		}

@@ -405,14 +405,29 @@ func (b *builder) osDisk(ctx context.Context) (string, error) {
 }
 
 func (b *builder) network(ctx context.Context) (string, error) {
-	n := b.in.Target.Network
+	net, err := TargetNetwork(b.in.Target)
+	if err != nil {
+		return "", err
+	}
+	net.Group, net.Region = b.group, b.region
+	subnet, err := b.cloud.EnsureNetwork(ctx, net)
+	if err != nil {
+		return "", fmt.Errorf("network %s/%s: %w", net.VNet, net.Subnet, err)
+	}
+	return subnet, nil
+}
+
+// TargetNetwork is the network of target t (its NSG and rules, virtual
+// network and subnet) as builds, prepare and verify ensure it: shared
+// between runs, marked cib's, never expiring.
+func TargetNetwork(t *config.Target) (Network, error) {
+	n := t.Network
 	if n == nil {
-		return "", fmt.Errorf("target %s has no network", b.group)
+		return Network{}, fmt.Errorf("target %s has no network", t.Group)
 	}
 	net := Network{
-		Group: b.group, Region: b.region, NSG: n.Flow.Name, VNet: n.Name, Prefix: n.Prefix,
+		Group: t.Group, Region: t.RegionName(), NSG: n.Flow.Name, VNet: n.Name, Prefix: n.Prefix,
 		DNS: n.DNS, Subnet: n.Subnet.Name, SubnetPrefix: n.Subnet.Prefix,
-		// Shared between runs: marked as cib's, never as expiring.
 		Tags: map[string]string{TagManaged: "true"},
 	}
 	for _, r := range n.Flow.Rules {
@@ -425,11 +440,7 @@ func (b *builder) network(ctx context.Context) (string, error) {
 			DestinationPortRange: r.DestinationPortRange,
 		})
 	}
-	subnet, err := b.cloud.EnsureNetwork(ctx, net)
-	if err != nil {
-		return "", fmt.Errorf("network %s/%s: %w", n.Name, n.Subnet.Name, err)
-	}
-	return subnet, nil
+	return net, nil
 }
 
 func (b *builder) needsPublicIP() bool {

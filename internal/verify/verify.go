@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cib-project/cib/internal/config"
 	"github.com/cib-project/cib/internal/machineimage"
+	"github.com/cib-project/cib/internal/secret"
 )
 
 // Cloud is what verify asks of a cloud (a subset of machineimage.Cloud,
@@ -264,7 +264,7 @@ func (r *run) verify(ctx context.Context, start time.Time) error {
 		r.created = appendID(r.created, vmID)
 	}
 	if err != nil {
-		err = redact(fmt.Errorf("create VM: %w", r.stopped(ctx, err)), pw)
+		err = secret.Redact(fmt.Errorf("create VM: %w", r.stopped(ctx, err)), pw)
 		if vmID != "" {
 			r.serial(vmID)
 		}
@@ -280,23 +280,6 @@ func (r *run) verify(ctx context.Context, start time.Time) error {
 	r.log("healthy: %s", r.res.Reason)
 	return nil
 }
-
-// redact hides secret in err's message (CreateVM never quotes it; this
-// makes sure), keeping what err wraps for classification.
-func redact(err error, secret string) error {
-	if secret == "" || !strings.Contains(err.Error(), secret) {
-		return err
-	}
-	return &redacted{msg: strings.ReplaceAll(err.Error(), secret, "[REDACTED]"), err: err}
-}
-
-type redacted struct {
-	msg string
-	err error
-}
-
-func (e *redacted) Error() string { return e.msg }
-func (e *redacted) Unwrap() error { return e.err }
 
 // stopped words err as a timeout or a cancellation when ctx ended it.
 func (r *run) stopped(ctx context.Context, err error) error {
@@ -518,29 +501,4 @@ func Password() (string, error) {
 		out[i], out[j.Int64()] = out[j.Int64()], out[i]
 	}
 	return string(out), nil
-}
-
-// TargetNetwork is the network of target t as a machine-image build
-// ensures it (shared between runs, marked cib's, never expiring).
-func TargetNetwork(t *config.Target) (machineimage.Network, error) {
-	n := t.Network
-	if n == nil {
-		return machineimage.Network{}, fmt.Errorf("target %s has no network", t.Group)
-	}
-	net := machineimage.Network{
-		Group: t.Group, Region: t.RegionName(), NSG: n.Flow.Name, VNet: n.Name, Prefix: n.Prefix,
-		DNS: n.DNS, Subnet: n.Subnet.Name, SubnetPrefix: n.Subnet.Prefix,
-		Tags: map[string]string{machineimage.TagManaged: "true"},
-	}
-	for _, r := range n.Flow.Rules {
-		net.Rules = append(net.Rules, machineimage.Rule{
-			Name: r.Name, Description: r.Description, Access: r.Access, Protocol: r.Protocol,
-			Direction: r.Direction, Priority: r.Priority,
-			SourceAddressPrefix:  r.SourceAddressPrefix,
-			SourcePortRange:      strings.Join(r.SourcePortRange, ","),
-			DestinationPrefix:    strings.Join(r.DestinationAddressPrefix, ","),
-			DestinationPortRange: r.DestinationPortRange,
-		})
-	}
-	return net, nil
 }
