@@ -226,6 +226,19 @@ func TestVerifyActionAgainstAzure(t *testing.T) {
 	if want := map[string]string{"images": fmt.Sprint(len(targets)), "healthy": fmt.Sprint(len(targets) - 1), "unhealthy": "1"}; !maps.Equal(run.outputs, want) {
 		t.Errorf("outputs %v; want %v", run.outputs, want)
 	}
+	// Each VM's password is masked, and shown nowhere else.
+	masked := 0
+	for _, line := range strings.Split(step.log, "\n") {
+		if pw, ok := strings.CutPrefix(line, "::add-mask::"); ok && !strings.HasPrefix(pw, "github-oidc-") {
+			masked++
+			if n := strings.Count(step.log, pw); n != 1 {
+				t.Errorf("a masked password shows %d times in the log", n)
+			}
+		}
+	}
+	if masked != len(targets) {
+		t.Errorf("%d passwords masked; want one per VM (%d)", masked, len(targets))
+	}
 	for _, id := range az.a.IDs() {
 		if !slices.Contains(before, id) && !strings.Contains(id, "/Microsoft.Network/networkSecurityGroups/") &&
 			!strings.Contains(id, "/Microsoft.Network/virtualNetworks/") {

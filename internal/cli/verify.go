@@ -139,6 +139,14 @@ func runVerify(args []string, env Env) int {
 	opts := verify.Options{
 		Timeout: o.timeout, Concurrency: o.concurrency, RunURL: r.RunURL(),
 		Log: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
+		// Never printed; masked all the same, should anything echo it.
+		Password: func() (string, error) {
+			pw, err := verify.Password()
+			if err == nil {
+				r.Mask(pw)
+			}
+			return pw, err
+		},
 	}
 	if verifyTune != nil {
 		verifyTune(&opts)
