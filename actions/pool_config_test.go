@@ -1,6 +1,7 @@
 package actions_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -37,5 +38,29 @@ func TestPoolConfigActionWithoutRecords(t *testing.T) {
 	run = runNamedAction(t, root, "pool-config", ws, msg, map[string]string{"environment": "staging", "mode": "apply"})
 	if run.outputs["exit"] != "64" || !strings.Contains(run.step(t, "generate", func(s actionStep) bool { return s.ID == "pools" }).log, "mode 'apply'") {
 		t.Errorf("mode apply: exit %q; want 64 and the mode named", run.outputs["exit"])
+	}
+}
+
+// TestPoolConfigActionGenerates runs actions/pool-config in generate mode
+// for a pool whose images are recorded: the JSON and YAML configurations
+// are the artifact, and the action succeeds. (Deployments are tested in
+// internal/cli against a worker manager that checks Hawk signatures.)
+func TestPoolConfigActionGenerates(t *testing.T) {
+	requireTools(t, "git", "bash")
+	root := repoRoot(t)
+	msg := "deploy pools\n\npool-deploy\n"
+	ws := newWorkspace(t, root, msg, recordsBranch(t, root))
+	for group := range azureTargets(t, root, "win7-32") {
+		recordMachineImage(t, root, ws, "win7-32", group,
+			"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"+group+"/providers/Microsoft.Compute/images/win7-32-abc1234")
+	}
+	run := runNamedAction(t, root, "pool-config", ws, msg, map[string]string{"environment": "staging", "pool": "gecko-t/win7-32-azure"})
+	if run.failed || run.outputs["exit"] != "0" {
+		t.Fatalf("failed %t, exit %q; want success", run.failed, run.outputs["exit"])
+	}
+	files := run.artifacts["pool-config-staging"]
+	slices.Sort(files)
+	if want := []string{"gecko-t/win7-32-azure.json", "gecko-t/win7-32-azure.yaml"}; !slices.Equal(files, want) {
+		t.Errorf("artifact pool-config-staging holds %v; want %v", files, want)
 	}
 }
