@@ -1,9 +1,13 @@
 package actions_test
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cib-project/cib/internal/pool/pooltest"
 )
 
 // TestPoolConfigActionWithoutRecords runs actions/pool-config as a runner
@@ -62,5 +66,63 @@ func TestPoolConfigActionGenerates(t *testing.T) {
 	slices.Sort(files)
 	if want := []string{"gecko-t/win7-32-azure.json", "gecko-t/win7-32-azure.yaml"}; !slices.Equal(files, want) {
 		t.Errorf("artifact pool-config-staging holds %v; want %v", files, want)
+	}
+}
+
+// TestPoolConfigActionDeploys runs actions/pool-config as the pipeline's
+// pool-config job does (mode deploy, record) against a worker manager that
+// checks each request's Hawk signature with the reference hawk package:
+// the pool is created, its record pushed, the access token never shown;
+// a dry run afterwards finds nothing to change.
+func TestPoolConfigActionDeploys(t *testing.T) {
+	requireTools(t, "git", "bash")
+	root := repoRoot(t)
+	const clientID, accessToken = "project/cib/deploy", "tcAccessTokenThatMustNotShow42"
+	wm := pooltest.StartTLS(t, clientID, accessToken)
+	msg := "deploy pools\n\npool-deploy\n"
+	ws := newWorkspaceWith(t, root, msg, recordsBranch(t, root), func(configDir string) {
+		path := filepath.Join(configDir, "settings.yaml")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited := strings.Replace(string(data), "rootUrl: https://stage.taskcluster.nonprod.cloudops.mozgcp.net", "rootUrl: "+wm.URL, 1)
+		if edited == string(data) {
+			t.Fatal("settings.yaml has no staging rootUrl to point at the test worker manager")
+		}
+		if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for group := range azureTargets(t, root, "win7-32") {
+		recordMachineImage(t, root, ws, "win7-32", group,
+			"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"+group+"/providers/Microsoft.Compute/images/win7-32-abc1234")
+	}
+	push := map[string]any{"ref": "refs/heads/main", "after": ws.sha, "head_commit": map[string]any{"id": ws.sha, "message": msg}}
+	creds := []string{"TASKCLUSTER_CLIENT_ID=" + clientID, "TASKCLUSTER_ACCESS_TOKEN=" + accessToken, "SSL_CERT_DIR=/etc/ssl/certs:" + wm.CertDir}
+	run := runEventAction(t, root, "pool-config", ws, "push", push,
+		map[string]string{"environment": "staging", "pool": "gecko-t/win7-32-azure", "mode": "deploy", "record": "true"}, creds...)
+	if run.failed || run.outputs["exit"] != "0" {
+		t.Fatalf("failed %t, exit %q; want the pool deployed", run.failed, run.outputs["exit"])
+	}
+	if w := wm.Writes(); len(w) != 1 || w[0].Method != "PUT" {
+		t.Errorf("the worker manager saw writes %v; want one PUT creating the pool", w)
+	}
+	if wm.Pool("gecko-t/win7-32-azure") == nil {
+		t.Error("the pool was not created")
+	}
+	if refs := git(t, ws.dir, "", "ls-remote", "origin", recordsBranch(t, root)); refs == "" {
+		t.Error("no records branch in origin after a recorded deployment")
+	}
+	for _, s := range run.steps {
+		if strings.Contains(strings.ReplaceAll(s.log, "::add-mask::"+accessToken, ""), accessToken) {
+			t.Errorf("step %q shows the access token", s.title)
+		}
+	}
+
+	run = runEventAction(t, root, "pool-config", ws, "push", push,
+		map[string]string{"environment": "staging", "pool": "gecko-t/win7-32-azure", "mode": "dry-run"}, creds...)
+	if run.failed || len(wm.Writes()) != 1 {
+		t.Errorf("dry run: failed %t, writes %d; want success and no new write", run.failed, len(wm.Writes()))
 	}
 }

@@ -11,6 +11,7 @@ package pooltest
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,6 +65,8 @@ type WorkerManager struct {
 	URL string
 	// ClientID and AccessToken are the only credentials it accepts.
 	ClientID, AccessToken string
+	// CertDir holds the certificate of a StartTLS worker manager.
+	CertDir string
 
 	node, script, modules string
 	mu                    sync.Mutex
@@ -75,6 +78,18 @@ type WorkerManager struct {
 // when the test ends.
 func Start(t testing.TB, clientID, accessToken string) *WorkerManager {
 	t.Helper()
+	return start(t, clientID, accessToken, false)
+}
+
+// StartTLS is Start over HTTPS, as a configuration's rootUrl must be:
+// another process trusts it with SSL_CERT_DIR=/etc/ssl/certs:wm.CertDir.
+func StartTLS(t testing.TB, clientID, accessToken string) *WorkerManager {
+	t.Helper()
+	return start(t, clientID, accessToken, true)
+}
+
+func start(t testing.TB, clientID, accessToken string, tls bool) *WorkerManager {
+	t.Helper()
 	node, modules := Hawk(t)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "verify.js")
@@ -83,7 +98,17 @@ func Start(t testing.TB, clientID, accessToken string) *WorkerManager {
 	}
 	wm := &WorkerManager{ClientID: clientID, AccessToken: accessToken, node: node, script: script, modules: modules,
 		pools: map[string]json.RawMessage{}}
-	srv := httptest.NewServer(http.HandlerFunc(wm.serve))
+	var srv *httptest.Server
+	if tls {
+		srv = httptest.NewTLSServer(http.HandlerFunc(wm.serve))
+		wm.CertDir = t.TempDir()
+		cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+		if err := os.WriteFile(filepath.Join(wm.CertDir, "worker-manager.pem"), cert, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		srv = httptest.NewServer(http.HandlerFunc(wm.serve))
+	}
 	t.Cleanup(srv.Close)
 	wm.URL = srv.URL
 	return wm
