@@ -1,7 +1,6 @@
 package actions_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,59 +13,13 @@ import (
 // runCommentAction runs actions/comment as the runner would for an event,
 // against a fake GitHub API (GITHUB_API_URL, as the runner sets it), in a
 // workspace holding plan.md.
-func runCommentAction(t *testing.T, root string, gh *githubtest.GitHub, event string, payload any, plan string, inputs map[string]string) *actionRun {
+func runCommentAction(t *testing.T, root string, gh *githubtest.GitHub, event string, payload map[string]any, plan string, inputs map[string]string) *actionRun {
 	t.Helper()
-	actionPath := filepath.Join(root, "actions", "comment")
-	a := loadAction(t, filepath.Join(actionPath, "action.yml"))
-	values := map[string]string{}
-	defaults := &runner{t: t, action: a, actionPath: actionPath}
-	for name, in := range a.Inputs {
-		if in.Default != nil {
-			values[name] = defaults.expand(*in.Default)
-		}
-	}
-	for name, v := range inputs {
-		if _, ok := a.Inputs[name]; !ok {
-			t.Fatalf("input %q: the action declares no such input", name)
-		}
-		values[name] = v
-	}
-	for name, in := range a.Inputs {
-		if _, ok := values[name]; !ok && in.Required {
-			t.Fatalf("input %q is required and has no default: give it", name)
-		}
-	}
-	ws, tmp := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(ws, "plan.md"), []byte(plan), 0o644); err != nil {
+	ws := workspace{dir: t.TempDir(), sha: "0123456789abcdef0123456789abcdef01234567"}
+	if err := os.WriteFile(filepath.Join(ws.dir, "plan.md"), []byte(plan), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	data, err := json.Marshal(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventFile := filepath.Join(tmp, "event.json")
-	if err := os.WriteFile(eventFile, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := &runner{
-		t: t, action: a, actionPath: actionPath, inputs: values, workspace: ws, tmp: tmp,
-		env: runnerEnv(
-			"CI=true",
-			"GITHUB_ACTIONS=true",
-			"GITHUB_WORKSPACE="+ws,
-			"GITHUB_ACTION_PATH="+actionPath,
-			"GITHUB_EVENT_NAME="+event,
-			"GITHUB_EVENT_PATH="+eventFile,
-			"GITHUB_SHA=0123456789abcdef0123456789abcdef01234567",
-			"GITHUB_REPOSITORY=cib-project/cib",
-			"GITHUB_SERVER_URL=https://github.com",
-			"GITHUB_API_URL="+gh.URL(),
-			"GITHUB_RUN_ID=99",
-			"RUNNER_OS=Linux",
-			"RUNNER_TEMP="+runnerTemp,
-		),
-	}
-	return r.run()
+	return runEventAction(t, root, "comment", ws, event, payload, inputs, "GITHUB_API_URL="+gh.URL())
 }
 
 // commentStep is the step that runs cib comment.
